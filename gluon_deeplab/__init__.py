@@ -1,0 +1,9 @@
+"""DeepLabV3 with ASPP or Vortex Pooling on a dilated ResNet-v2 trunk, in MXNet Gluon."""
+from .datasets import DATASETS, get_dataset
+from .deeplab import DeepLabV3, get_deeplab
+from .loss import SoftmaxCrossEntropyLoss
+from .metrics import SegmentationMetric
+
+__version__ = '0.1.0'
+__all__ = ['get_deeplab', 'DeepLabV3', 'SegmentationMetric', 'SoftmaxCrossEntropyLoss',
+           'DATASETS', 'get_dataset']

@@ -1,0 +1,48 @@
+"""Stride-1 "same" average pooling computed as separable box sums.
+
+Vortex Pooling (Xie et al. 2018, arXiv:1804.06242, Sec. 3.2, Module B) pools the
+feature map with k x k windows, k up to 27, before each atrous branch. MXNet's own
+``AvgPool2D`` is slow for large windows on CPU (its backward pass above all), and when the
+window exceeds the map it mostly averages padding. A k x k box sum with zero padding is
+``B_H @ X @ B_W`` with the banded 0/1 matrices ``B[i, j] = |i - j| <= k // 2``: two small
+matrix products whose backward pass is two more, at ``2 (H + W)`` multiply-adds per
+element, whatever k is.
+"""
+from mxnet.gluon import nn
+
+__all__ = ['BoxAvgPool2D']
+
+
+def _band(F, x, axis, radius):
+    """(L, L) matrix with ones where ``|i - j| <= radius``; L = x.shape[axis]; x's dtype."""
+    idx = F.contrib.arange_like(x, axis=axis)
+    dist = F.abs(F.broadcast_sub(idx.reshape((-1, 1)), idx.reshape((1, -1))))
+    return F.cast(dist <= radius, dtype='float32')
+
+
+class BoxAvgPool2D(nn.HybridBlock):
+    """Average pooling with a ``pool_size`` x ``pool_size`` window, stride 1, zero padding
+    ``pool_size // 2`` and the padding counted in the divisor.
+
+    Equal (up to float rounding) to ``nn.AvgPool2D(pool_size, 1, pool_size // 2,
+    count_include_pad=True)`` for every map size, including maps smaller than the
+    window. Input and output: (N, C, H, W) float32.
+
+    Raises ValueError if ``pool_size`` is not a positive odd integer.
+    """
+
+    def __init__(self, pool_size, **kwargs):
+        super(BoxAvgPool2D, self).__init__(**kwargs)
+        if int(pool_size) != pool_size or pool_size < 1 or pool_size % 2 == 0:
+            raise ValueError('pool_size must be a positive odd integer, got %r' % (pool_size,))
+        self.pool_size = int(pool_size)
+
+    def hybrid_forward(self, F, x):
+        radius = self.pool_size // 2
+        # Sum along W: (N, C, H, W) . (W, W); then along H on the transposed map.
+        x = F.dot(x, _band(F, x, 3, radius))
+        x = F.dot(F.swapaxes(x, 2, 3), _band(F, x, 2, radius))
+        return F.swapaxes(x, 2, 3) * (1.0 / (self.pool_size * self.pool_size))
+
+    def __repr__(self):
+        return '%s(pool_size=%d)' % (self.__class__.__name__, self.pool_size)

@@ -1,0 +1,75 @@
+"""Per-epoch checkpoints written atomically, and finding the newest complete one.
+
+An epoch's checkpoint is three files in the run folder: ``epoch_NNNN.params`` (network),
+``epoch_NNNN.states`` (optimizer state: momentum) and ``epoch_NNNN.json`` (epoch, global
+iteration, settings). Each is written to a temporary file in the same folder, fsynced and
+renamed, and the JSON is written last, so a checkpoint whose JSON exists is complete.
+"""
+import glob
+import json
+import os
+import tempfile
+
+__all__ = ['atomic_write', 'save_checkpoint', 'latest_checkpoint', 'load_checkpoint']
+
+
+def atomic_write(path, write):
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, fsync it, then rename
+    it onto ``path``; on any error the temporary file is removed and ``path`` untouched."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=folder)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, 'rb+') as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _write_json(obj):
+    def write(path):
+        with open(path, 'w') as f:
+            json.dump(obj, f, indent=1, sort_keys=True)
+    return write
+
+
+def save_checkpoint(run_dir, epoch, net, trainer, state, keep=2):
+    """Write epoch ``epoch``'s checkpoint into ``run_dir``; ``state`` is a JSON-able dict.
+    Older checkpoints beyond the newest ``keep`` are deleted. Returns the JSON path."""
+    stem = os.path.join(run_dir, 'epoch_%04d' % epoch)
+    atomic_write(stem + '.params', net.save_parameters)
+    atomic_write(stem + '.states', trainer.save_states)
+    atomic_write(stem + '.json', _write_json(dict(state, epoch=epoch)))
+    for old in sorted(glob.glob(os.path.join(run_dir, 'epoch_*.json')))[:-keep]:
+        for ext in ('.json', '.params', '.states'):  # JSON first: never a JSON without files
+            path = old[:-len('.json')] + ext
+            if os.path.exists(path):
+                os.remove(path)
+    return stem + '.json'
+
+
+def latest_checkpoint(run_dir):
+    """Path of the newest complete checkpoint's JSON in ``run_dir``, or None."""
+    for path in sorted(glob.glob(os.path.join(run_dir, 'epoch_*.json')), reverse=True):
+        stem = path[:-len('.json')]
+        if os.path.isfile(stem + '.params') and os.path.isfile(stem + '.states'):
+            return path
+    return None
+
+
+def load_checkpoint(json_path, net, trainer, ctx):
+    """Load a checkpoint's network and optimizer state; returns its state dict.
+    Raises ValueError naming the file if it cannot be read."""
+    stem = json_path[:-len('.json')]
+    try:
+        with open(json_path) as f:
+            state = json.load(f)
+        net.load_parameters(stem + '.params', ctx=ctx)
+        trainer.load_states(stem + '.states')
+    except (OSError, ValueError, AssertionError) as err:
+        raise ValueError('cannot resume from checkpoint %s: %s' % (json_path, err))
+    return state

@@ -1,0 +1,75 @@
+"""DeepLabV3 (Chen et al. 2017, arXiv:1706.05587): trunk, context head, bilinear upsampling
+of the logits to the input size."""
+from mxnet.gluon import nn
+
+from .heads import HEADS
+from .resnet import ResNetV2Trunk, TRUNK_LAYERS, load_model_zoo_params
+
+__all__ = ['DeepLabV3', 'get_deeplab']
+
+
+class DeepLabV3(nn.HybridBlock):
+    """``backbone`` then ``head``, logits resized bilinearly to the input's (H, W).
+
+    Input (N, 3, H, W) float32, normalised; output (N, num_classes, H, W) float32 logits,
+    for any H and W.
+    """
+
+    def __init__(self, backbone, head, **kwargs):
+        super(DeepLabV3, self).__init__(**kwargs)
+        self.backbone = backbone
+        self.head = head
+
+    def hybrid_forward(self, F, x):
+        logits = self.head(self.backbone(x))
+        return F.contrib.BilinearResize2D(logits, like=x, mode='like', align_corners=True)
+
+
+def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet50_v2',
+                pretrained_base=None, freeze_batch_norm=False, multi_grid=(1, 2, 4),
+                ctx=None, **head_kwargs):
+    """Build DeepLabV3 with an ASPP or Vortex Pooling head.
+
+    Parameters
+    ----------
+    head : str
+        ``'aspp'`` or ``'vortex'``.
+    output_stride : int
+        16 or 8 (trunk dilation and, for ASPP, the atrous rates follow it).
+    num_classes : int
+        Classes predicted (21 for PASCAL VOC, 11 for CamVid).
+    backbone : str
+        ``'resnet50_v2'`` or ``'resnet101_v2'``.
+    pretrained_base : str or None
+        Path to a Gluon model-zoo ``resnet*_v2`` ``.params`` file to load into the trunk
+        (the rest is initialised here); None leaves the whole network uninitialised.
+    freeze_batch_norm : bool
+        Every BatchNorm uses its running statistics (``use_global_stats``); the trainer
+        also stops updating gamma/beta.
+    ctx : Context or list, optional
+        Where the pre-trained trunk and the initialised head are placed.
+
+    Returns an uninitialised (or, with ``pretrained_base``, initialised) ``DeepLabV3``
+    mapping (N, 3, H, W) float32 to (N, num_classes, H, W) float32 logits.
+    Raises ValueError for an unknown head or backbone (listing the valid names) or
+    output stride, and what ``load_model_zoo_params`` raises.
+    """
+    if head not in HEADS:
+        raise ValueError('unknown head %r; valid names: %s' % (head, ', '.join(sorted(HEADS))))
+    if backbone not in TRUNK_LAYERS:
+        raise ValueError('unknown backbone %r; valid names: %s'
+                         % (backbone, ', '.join(sorted(TRUNK_LAYERS))))
+    if output_stride not in (8, 16):
+        raise ValueError('output_stride must be 8 or 16, got %r' % (output_stride,))
+    norm_kwargs = {'use_global_stats': True} if freeze_batch_norm else None
+    head_cls, rates = HEADS[head]
+    net = DeepLabV3(
+        ResNetV2Trunk(backbone, output_stride, multi_grid, norm_kwargs=norm_kwargs),
+        head_cls(num_classes, rates=rates(output_stride), norm_kwargs=norm_kwargs,
+                 **head_kwargs))
+    if pretrained_base is not None:
+        import mxnet as mx
+        ctx = ctx or [mx.cpu()]
+        load_model_zoo_params(net.backbone, pretrained_base, ctx)
+        net.head.initialize(mx.init.Xavier(), ctx=ctx)
+    return net

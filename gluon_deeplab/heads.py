@@ -1,0 +1,110 @@
+"""DeepLabV3 context heads: ASPP and Vortex Pooling, on one shared tail.
+
+Both heads map trunk features (N, C_in, h, w) float32 to class logits
+(N, num_classes, h, w). They differ only in their parallel branches
+(``_branches``); the concatenation, 1x1 projection + BN + ReLU, dropout and 1x1
+classifier live once in ``ContextHead``.
+"""
+from mxnet.gluon import nn
+from mxnet.gluon.contrib.nn import HybridConcurrent
+
+from .box_pool import BoxAvgPool2D
+
+__all__ = ['ContextHead', 'ASPP', 'VortexPooling', 'HEADS', 'aspp_rates']
+
+
+def _conv_bn_relu(channels, kernel, dilation=1, norm_kwargs=None):
+    block = nn.HybridSequential(prefix='')
+    block.add(nn.Conv2D(channels, kernel, padding=dilation * (kernel // 2),
+                        dilation=dilation, use_bias=False),
+              nn.BatchNorm(**(norm_kwargs or {})),
+              nn.Activation('relu'))
+    return block
+
+
+class ImagePooling(nn.HybridBlock):
+    """Image-level features (DeepLabV3 Sec. 3.3): global average pooling, 1x1 conv + BN +
+    ReLU, broadcast back to the map's (h, w). (N, C, h, w) -> (N, channels, h, w)."""
+
+    def __init__(self, channels, norm_kwargs=None, **kwargs):
+        super(ImagePooling, self).__init__(**kwargs)
+        self.conv = _conv_bn_relu(channels, 1, norm_kwargs=norm_kwargs)
+
+    def hybrid_forward(self, F, x):
+        pooled = self.conv(F.mean(x, axis=(2, 3), keepdims=True))
+        return F.broadcast_like(pooled, x, lhs_axes=(2, 3), rhs_axes=(2, 3))
+
+
+class ContextHead(nn.HybridBlock):
+    """Parallel branches, concatenated, then the shared tail: 1x1 conv (``channels``)
+    + BN + ReLU, dropout, 1x1 classifier with bias.
+
+    Subclasses implement ``_branches(channels, norm_kwargs)`` returning the branch
+    blocks, each (N, C_in, h, w) -> (N, channels, h, w).
+    """
+
+    def __init__(self, num_classes, channels=256, dropout=0.1, norm_kwargs=None, **kwargs):
+        super(ContextHead, self).__init__(**kwargs)
+        with self.name_scope():
+            self.branches = HybridConcurrent(axis=1, prefix='')
+            with self.branches.name_scope():
+                for branch in self._branches(channels, norm_kwargs):
+                    self.branches.add(branch)
+            self.project = _conv_bn_relu(channels, 1, norm_kwargs=norm_kwargs)
+            self.dropout = nn.Dropout(dropout)
+            self.classifier = nn.Conv2D(num_classes, 1)
+
+    def _branches(self, channels, norm_kwargs):
+        raise NotImplementedError
+
+    def hybrid_forward(self, F, x):
+        return self.classifier(self.dropout(self.project(self.branches(x))))
+
+
+def aspp_rates(output_stride):
+    """ASPP atrous rates: (6, 12, 18) at output stride 16, doubled at 8 (DeepLabV3 Sec. 3.3).
+    Raises ValueError for other strides."""
+    if output_stride not in (8, 16):
+        raise ValueError('ASPP rates are defined for output stride 8 or 16, got %r'
+                         % (output_stride,))
+    return tuple(r * 16 // output_stride for r in (6, 12, 18))
+
+
+class ASPP(ContextHead):
+    """Atrous Spatial Pyramid Pooling (DeepLabV3 Sec. 3.3, Fig. 5): a 1x1 branch, three 3x3
+    atrous branches at ``rates``, and image pooling."""
+
+    def __init__(self, num_classes, rates=(6, 12, 18), **kwargs):
+        self.rates = tuple(rates)
+        super(ASPP, self).__init__(num_classes, **kwargs)
+
+    def _branches(self, channels, norm_kwargs):
+        return ([_conv_bn_relu(channels, 1, norm_kwargs=norm_kwargs)]
+                + [_conv_bn_relu(channels, 3, r, norm_kwargs) for r in self.rates]
+                + [ImagePooling(channels, norm_kwargs)])
+
+
+class VortexPooling(ContextHead):
+    """Vortex Pooling (Xie et al. 2018, arXiv:1804.06242, Sec. 3.2, Module B, Fig. 3c): a 1x1
+    branch; for each r in ``rates`` a stride-1 r x r average pooling followed by a 3x3
+    atrous conv of rate r (the pooling grows with the rate); and image pooling.
+    The pools are box sums (``BoxAvgPool2D``), equal to zero-padded ``AvgPool2D``."""
+
+    def __init__(self, num_classes, rates=(3, 9, 27), **kwargs):
+        self.rates = tuple(rates)
+        super(VortexPooling, self).__init__(num_classes, **kwargs)
+
+    def _branches(self, channels, norm_kwargs):
+        branches = [_conv_bn_relu(channels, 1, norm_kwargs=norm_kwargs)]
+        for r in self.rates:
+            branch = nn.HybridSequential(prefix='')
+            branch.add(BoxAvgPool2D(r), _conv_bn_relu(channels, 3, r, norm_kwargs))
+            branches.append(branch)
+        return branches + [ImagePooling(channels, norm_kwargs)]
+
+
+#: Head name -> (class, rates for an output stride).
+HEADS = {
+    'aspp': (ASPP, aspp_rates),
+    'vortex': (VortexPooling, lambda output_stride: (3, 9, 27)),
+}

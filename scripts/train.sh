@@ -1,0 +1,58 @@
+#!/bin/sh
+# Two-phase DeepLabV3 training (Chen et al. 2017, Sec. 4), ASPP or Vortex Pooling head.
+#   phase 1: output stride 16, BatchNorm trained, poly lr from LR1
+#   phase 2: output stride 8, BatchNorm frozen, poly lr from LR2, starts from phase 1
+# Defaults are the paper's PASCAL VOC recipe on VOCdevkit_aug/ (train_aug, crop 513,
+# batch 16 then 8, 30K + 30K iterations, lr 0.007 then 0.001); evaluation is on val.
+# Settings come from environment variables; arguments are passed to both phases and win:
+#   sh scripts/train.sh --aspp_or_vortex 2          # Vortex Pooling instead of ASPP
+#   DATASET=camvid DATA_DIR=data/camvid_sample CROP_SIZE=128 ITERS1=12 ITERS2=6 \
+#     BATCH_SIZE=4 BATCH_SIZE2=4 GPUS= sh scripts/train.sh --head vortex
+set -eu
+
+DATASET=${DATASET:-voc_aug}
+DATA_DIR=${DATA_DIR:-VOCdevkit_aug}
+HEAD=${HEAD:-1}                       # 1 = ASPP, 2 = Vortex Pooling
+GPUS=${GPUS-0}                        # GPU ids ("0,1"); empty for the CPU
+BATCH_SIZE=${BATCH_SIZE:-16}          # phase 1 global batch
+BATCH_SIZE2=${BATCH_SIZE2:-8}         # phase 2 global batch
+CROP_SIZE=${CROP_SIZE:-513}
+ITERS1=${ITERS1:-30000}
+ITERS2=${ITERS2:-30000}
+LR1=${LR1:-0.007}
+LR2=${LR2:-0.001}
+WEIGHT_DECAY=${WEIGHT_DECAY:-0.0001}
+WORKERS=${WORKERS:-4}
+PRETRAINED=${PRETRAINED:-}            # model-zoo resnet50_v2 .params for the trunk
+PYTHON=${PYTHON:-python}
+
+# The head may also come as an argument; it names the run folder.
+prev=
+for arg in "$@"; do
+  case "$prev" in
+    --aspp_or_vortex) HEAD=$arg ;;
+    --head) case "$arg" in aspp) HEAD=1 ;; vortex) HEAD=2 ;; *) HEAD=$arg ;; esac ;;
+  esac
+  prev=$arg
+done
+case "$HEAD" in
+  1) head_name=aspp ;;
+  2) head_name=vortex ;;
+  *) echo "train.sh: HEAD / --aspp_or_vortex must be 1 (ASPP) or 2 (Vortex), got '$HEAD'" >&2; exit 2 ;;
+esac
+RUN_DIR=${RUN_DIR:-runs/${DATASET}_${head_name}}
+
+common="--dataset $DATASET --data_dir $DATA_DIR --aspp_or_vortex $HEAD --gpus $GPUS \
+  --crop_size $CROP_SIZE --weight_decay $WEIGHT_DECAY --workers $WORKERS"
+
+echo "== phase 1: output stride 16, BatchNorm trained, $ITERS1 iterations -> $RUN_DIR/phase1"
+# shellcheck disable=SC2086
+$PYTHON -m gluon_deeplab.train $common --phase 1 --output_stride 16 --freeze_batch_norm 0 \
+  --batch_size "$BATCH_SIZE" --initial_learning_rate "$LR1" --max_iter "$ITERS1" \
+  ${PRETRAINED:+--pre_trained_model "$PRETRAINED"} --run_dir "$RUN_DIR/phase1" "$@"
+
+echo "== phase 2: output stride 8, BatchNorm frozen, $ITERS2 iterations -> $RUN_DIR/phase2"
+# shellcheck disable=SC2086
+$PYTHON -m gluon_deeplab.train $common --phase 2 --output_stride 8 --freeze_batch_norm 1 \
+  --batch_size "$BATCH_SIZE2" --initial_learning_rate "$LR2" --max_iter "$ITERS2" \
+  --init_checkpoint "$RUN_DIR/phase1/final.params" --run_dir "$RUN_DIR/phase2" "$@"
