@@ -102,6 +102,7 @@ class ResNetV2Trunk(nn.HybridBlock):
         strides, rates = stage_rates(output_stride, multi_grid)
         norm_kwargs = norm_kwargs or {}
         self.output_stride = output_stride
+        self.trunk_name = name
         with self.name_scope():
             self.features = nn.HybridSequential(prefix='')
             # Indices 0-4 and 9-10 follow the model zoo's layout so names match.
@@ -159,11 +160,12 @@ def load_model_zoo_params(trunk, filename, ctx=None):
              if params[k].shape and 0 not in params[k].shape
              and loaded[k].shape != params[k].shape]
     if missing or extra or wrong:
-        raise ValueError(
-            '%s does not fit the %d-parameter trunk (expected a Gluon model-zoo resnet_v2 '
-            'file of the same depth): %d missing (%s), %d unexpected (%s), %d mis-shaped (%s)'
-            % (filename, len(params), len(missing), ', '.join(missing[:3]), len(extra),
-               ', '.join(extra[:3]), len(wrong), '; '.join(wrong[:3])))
+        problems = ['%d %s (%s)' % (len(names), what, '; '.join(names[:3]))
+                    for what, names in (('missing', missing), ('unexpected', extra),
+                                        ('mis-shaped', wrong)) if names]
+        raise ValueError('%s does not fit the %d-parameter %s trunk (expected a Gluon '
+                         'model-zoo file of the same network): %s'
+                         % (filename, len(params), trunk.trunk_name, ', '.join(problems)))
     ctx = ctx or [mx.cpu()]
     for key, param in params.items():
         param._load_init(loaded[key], ctx)

@@ -42,7 +42,7 @@ case "$HEAD" in
 esac
 RUN_DIR=${RUN_DIR:-runs/${DATASET}_${head_name}}
 
-common="--dataset $DATASET --data_dir $DATA_DIR --aspp_or_vortex $HEAD --gpus $GPUS \
+common="--dataset $DATASET --data_dir $DATA_DIR --aspp_or_vortex $HEAD --gpus=$GPUS \
   --crop_size $CROP_SIZE --weight_decay $WEIGHT_DECAY --workers $WORKERS"
 
 echo "== phase 1: output stride 16, BatchNorm trained, $ITERS1 iterations -> $RUN_DIR/phase1"

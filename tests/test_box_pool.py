@@ -1,0 +1,43 @@
+import mxnet as mx
+import pytest
+from mxnet import autograd
+from mxnet.gluon import nn
+
+from conftest import max_abs_diff
+from gluon_deeplab.box_pool import BoxAvgPool2D
+
+
+@pytest.mark.parametrize('k', [3, 9, 27])
+@pytest.mark.parametrize('shape', [(2, 3, 33, 40), (1, 4, 9, 7), (1, 2, 1, 30)])
+def test_equals_zero_padded_avg_pool_forward_and_backward(k, shape):
+    ref_pool = nn.AvgPool2D(k, 1, k // 2, count_include_pad=True)
+    box = BoxAvgPool2D(k)
+    x = mx.nd.random.normal(shape=shape)
+    head_grad = mx.nd.random.normal(shape=shape)
+    grads = []
+    for pool in (ref_pool, box):
+        xx = x.copy()
+        xx.attach_grad()
+        with autograd.record():
+            y = pool(xx)
+        y.backward(head_grad)
+        grads.append((y, xx.grad))
+    assert grads[1][0].shape == shape
+    assert max_abs_diff(grads[0][0], grads[1][0]) < 1e-5
+    assert max_abs_diff(grads[0][1], grads[1][1]) < 1e-5
+
+
+def test_hybridized_at_two_sizes():
+    box = BoxAvgPool2D(9)
+    box.hybridize(static_alloc=True)
+    for shape in [(1, 2, 12, 5), (2, 2, 30, 31)]:
+        x = mx.nd.random.normal(shape=shape)
+        ref = mx.nd.Pooling(x, kernel=(9, 9), stride=(1, 1), pad=(4, 4), pool_type='avg',
+                            count_include_pad=True)
+        assert max_abs_diff(box(x), ref) < 1e-5
+
+
+@pytest.mark.parametrize('k', [0, 4, 2.5])
+def test_rejects_even_or_non_integer_sizes(k):
+    with pytest.raises(ValueError, match='odd'):
+        BoxAvgPool2D(k)

@@ -1,0 +1,95 @@
+import os
+
+import numpy as np
+import pytest
+import scipy.io
+from PIL import Image
+
+from conftest import SAMPLE
+from gluon_deeplab.datasets import CamVidSegmentation, VOCAugSegmentation, get_dataset
+
+
+def _camvid(root, labels, size=(6, 8)):
+    """A CamVid-layout folder with one image per given label array."""
+    os.makedirs(root / 'train')
+    os.makedirs(root / 'trainannot')
+    lines = []
+    for i, label in enumerate(labels):
+        Image.fromarray(np.full(size + (3,), 40 * i, np.uint8)).save(root / 'train' / ('%d.png' % i))
+        Image.fromarray(label.astype(np.uint8)).save(root / 'trainannot' / ('%d.png' % i))
+        lines.append('train/%d.png trainannot/%d.png\n' % (i, i))
+    (root / 'train.txt').write_text(''.join(lines))
+    return str(root)
+
+
+def test_camvid_void_becomes_ignore_label(tmp_path):
+    label = np.array([[0, 11], [10, 3]]).repeat(3, 0).repeat(4, 1)
+    ds = get_dataset('camvid', _camvid(tmp_path, [label]), 'train')
+    img, out = ds[0]
+    assert img.shape == (6, 8, 3) and img.dtype == np.uint8
+    assert (out == np.where(label == 11, 255, label)).all()
+    assert ds.NUM_CLASS == len(ds.CLASSES) == len(ds.PALETTE) == 11
+
+
+def test_missing_folder_list_and_file_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match='nowhere'):
+        CamVidSegmentation(str(tmp_path / 'nowhere'))
+    root = _camvid(tmp_path / 'a', [np.zeros((6, 8))])
+    with pytest.raises(FileNotFoundError, match='val.txt'):
+        CamVidSegmentation(root, 'val')
+    os.remove(os.path.join(root, 'trainannot', '0.png'))
+    with pytest.raises(FileNotFoundError, match=r'train.txt line 1 .*trainannot/0.png'):
+        CamVidSegmentation(root)
+
+
+def test_size_mismatch_and_bad_label_values_are_named(tmp_path):
+    root = _camvid(tmp_path, [np.zeros((6, 8)), np.full((6, 8), 12)])
+    Image.fromarray(np.zeros((5, 8), np.uint8)).save(os.path.join(root, 'trainannot', '0.png'))
+    ds = CamVidSegmentation(root)
+    with pytest.raises(ValueError, match=r'0.png is 6x8 but label .*0.png is 5x8'):
+        ds[0]
+    with pytest.raises(ValueError, match=r'trainannot/1.png has values \[12\]'):
+        ds[1]
+
+
+def test_rgb_label_is_rejected(tmp_path):
+    root = _camvid(tmp_path, [np.zeros((6, 8))])
+    Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(os.path.join(root, 'trainannot', '0.png'))
+    with pytest.raises(ValueError, match='mode RGB'):
+        CamVidSegmentation(root)[0]
+
+
+def test_voc_aug_reads_palette_png_and_sbd_mat(tmp_path):
+    voc = tmp_path / 'VOC2012'
+    for d in ('JPEGImages', 'SegmentationClass'):
+        os.makedirs(voc / d)
+    os.makedirs(tmp_path / 'SBD' / 'cls')
+    os.makedirs(tmp_path / 'ImageSets')
+    for name in ('2007_000032', '2008_000002'):
+        Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(voc / 'JPEGImages' / (name + '.jpg'))
+    png_label = np.array([[0, 15, 255, 20, 1]] * 4, np.uint8)
+    png = Image.fromarray(png_label, mode='P')
+    png.putpalette(VOCAugSegmentation.PALETTE.reshape(-1).tolist())
+    png.save(voc / 'SegmentationClass' / '2007_000032.png')
+    mat_label = np.array([[3, 3, 0, 0, 7]] * 4, np.uint8)
+    scipy.io.savemat(str(tmp_path / 'SBD' / 'cls' / '2008_000002.mat'),
+                     {'GTcls': {'Segmentation': mat_label, 'Boundaries': np.zeros(1)}})
+    (tmp_path / 'ImageSets' / 'train_aug.txt').write_text('2007_000032\n2008_000002\n')
+    ds = get_dataset('voc_aug', str(tmp_path), 'train_aug')
+    assert (ds[0][1] == png_label).all()
+    assert (ds[1][1] == mat_label).all()
+    assert ds.NUM_CLASS == 21 and ds.CLASSES[15] == 'person'
+    assert tuple(ds.PALETTE[15]) == (192, 128, 128)
+
+
+def test_registry_lists_names():
+    with pytest.raises(ValueError, match='camvid, voc_aug'):
+        get_dataset('cityscapes', '.', 'train')
+
+
+def test_shipped_sample_is_real_and_consistent():
+    train, val = CamVidSegmentation(SAMPLE, 'train'), CamVidSegmentation(SAMPLE, 'val')
+    assert (len(train), len(val)) == (24, 8)
+    img, label = val[0]
+    assert img.shape == (180, 240, 3) and label.shape == (180, 240)
+    assert set(np.unique(label)) - set(range(11)) <= {255}

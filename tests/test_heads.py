@@ -1,0 +1,58 @@
+import mxnet as mx
+import pytest
+
+from gluon_deeplab.box_pool import BoxAvgPool2D
+from gluon_deeplab.heads import ASPP, VortexPooling, aspp_rates
+
+
+def _convs(block):
+    found = []
+
+    def visit(b):
+        if isinstance(b, mx.gluon.nn.Conv2D):
+            found.append(b)
+        for child in b._children.values():
+            visit(child)
+    visit(block)
+    return found
+
+
+def test_aspp_rates_follow_output_stride():
+    assert aspp_rates(16) == (6, 12, 18)
+    assert aspp_rates(8) == (12, 24, 36)
+    with pytest.raises(ValueError):
+        aspp_rates(32)
+
+
+@pytest.mark.parametrize('head_cls,rates', [(ASPP, (6, 12, 18)), (VortexPooling, (3, 9, 27))])
+def test_branches_wiring_tiny_channels(head_cls, rates):
+    head = head_cls(5, rates=rates, channels=8)
+    head.initialize()
+    x = mx.nd.random.normal(shape=(2, 16, 9, 11))
+    assert head(x).shape == (2, 5, 9, 11)
+    # 1x1 branch, three 3x3 atrous branches, image pooling: 5 branches of 8 channels.
+    assert len(head.branches) == 5
+    assert head.project[0].weight.shape == (8, 40, 1, 1)
+    dilations = [c._kwargs['dilate'][0] for c in _convs(head.branches) if c._kwargs['kernel'] == (3, 3)]
+    assert dilations == list(rates)
+    pools = [b[0].pool_size for b in list(head.branches)[1:4] if isinstance(b[0], BoxAvgPool2D)]
+    assert pools == ([3, 9, 27] if head_cls is VortexPooling else [])
+
+
+def test_heads_differ_only_in_branches():
+    names = {}
+    for cls in (ASPP, VortexPooling):
+        head = cls(5, channels=8)
+        head.initialize()
+        head(mx.nd.zeros((1, 16, 6, 6)))
+        names[cls] = {k for k in head._collect_params_with_prefix() if not k.startswith('branches.')}
+    assert names[ASPP] == names[VortexPooling]
+    assert {'classifier.weight', 'classifier.bias', 'project.0.weight'} <= names[ASPP]
+
+
+def test_image_pooling_branch_is_spatially_constant():
+    head = ASPP(3, channels=4)
+    head.initialize()
+    pooled = head.branches[4](mx.nd.random.normal(shape=(1, 6, 5, 7))).asnumpy()
+    assert pooled.shape == (1, 4, 5, 7)
+    assert (pooled == pooled[:, :, :1, :1]).all()

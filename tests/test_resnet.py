@@ -1,0 +1,82 @@
+import mxnet as mx
+import pytest
+from mxnet.gluon.model_zoo import vision
+
+from conftest import max_abs_diff
+from gluon_deeplab.resnet import ResNetV2Trunk, load_model_zoo_params, stage_rates
+
+
+@pytest.fixture(scope='module')
+def zoo_file(tmp_path_factory):
+    """A model-zoo resnet50_v2 with random weights and non-trivial BN statistics, saved."""
+    mx.random.seed(1)
+    zoo = vision.resnet50_v2()
+    zoo.initialize(mx.init.Xavier())
+    zoo(mx.nd.zeros((1, 3, 32, 32)))
+    for p in zoo.collect_params('.*running_mean|.*running_var').values():
+        p.set_data(mx.nd.random.uniform(0.5, 1.5, shape=p.shape))
+    path = str(tmp_path_factory.mktemp('zoo') / 'resnet50_v2.params')
+    zoo.save_parameters(path)
+    return zoo, path
+
+
+def test_model_zoo_weights_load_by_name_and_match_features(zoo_file):
+    zoo, path = zoo_file
+    trunk = ResNetV2Trunk('resnet50_v2', output_stride=32, multi_grid=(1, 1, 1))
+    load_model_zoo_params(trunk, path)
+    x = mx.nd.random.normal(shape=(2, 3, 67, 53))
+    ref = zoo.features[:11](x)  # up to the final BN + ReLU, before global pooling
+    out = trunk(x)
+    assert out.shape == ref.shape == (2, 2048, 3, 2)
+    assert max_abs_diff(out, ref) < 1e-5
+
+
+def test_atrous_trunk_keeps_names_and_resolution(zoo_file):
+    _, path = zoo_file
+    for stride in (16, 8):
+        trunk = ResNetV2Trunk('resnet50_v2', output_stride=stride)
+        load_model_zoo_params(trunk, path)
+        assert trunk(mx.nd.zeros((1, 3, 64, 80))).shape == (1, 2048, 64 // stride, 80 // stride)
+
+
+@pytest.mark.parametrize('stride,stage3,stage4', [(16, (1,) * 6, (2, 4, 8)),
+                                                  (8, (2,) * 6, (4, 8, 16))])
+def test_atrous_rates_and_multi_grid(stride, stage3, stage4):
+    trunk = ResNetV2Trunk('resnet50_v2', output_stride=stride)
+    dil = lambda stage: tuple(u.conv2._kwargs['dilate'][0] for u in trunk.features[stage])
+    strides = lambda stage: tuple(u.conv2._kwargs['stride'][0] for u in trunk.features[stage])
+    assert dil(7) == stage3 and dil(8) == stage4
+    assert strides(8) == (1, 1, 1)
+    assert strides(7)[0] == (2 if stride == 16 else 1)
+
+
+def test_resnet101_is_a_name_away():
+    trunk = ResNetV2Trunk('resnet101_v2', output_stride=16)
+    assert len(trunk.features[7]) == 23
+
+
+def test_bad_parameter_files_fail_clearly(tmp_path, zoo_file):
+    _, path = zoo_file
+    with pytest.raises(FileNotFoundError, match='nope.params'):
+        load_model_zoo_params(ResNetV2Trunk(), str(tmp_path / 'nope.params'))
+    garbage = tmp_path / 'garbage.params'
+    garbage.write_bytes(b'not a parameter file')
+    with pytest.raises(ValueError, match='garbage.params'):
+        load_model_zoo_params(ResNetV2Trunk(), str(garbage))
+    # A resnet50 file does not fit a resnet101 trunk: missing units are named.
+    with pytest.raises(ValueError, match=r'resnet50_v2.params does not fit.*255 missing \(features\.7\.'):
+        load_model_zoo_params(ResNetV2Trunk('resnet101_v2'), path)
+    # A wrong-width file: shapes are named.
+    small = vision.resnet18_v2()
+    small.initialize()
+    small(mx.nd.zeros((1, 3, 32, 32)))
+    small.save_parameters(str(tmp_path / 'r18.params'))
+    with pytest.raises(ValueError, match='r18.params does not fit'):
+        load_model_zoo_params(ResNetV2Trunk(), str(tmp_path / 'r18.params'))
+
+
+def test_invalid_arguments():
+    with pytest.raises(ValueError, match='resnet101_v2, resnet50_v2'):
+        ResNetV2Trunk('resnet18')
+    with pytest.raises(ValueError, match='output_stride'):
+        stage_rates(4)

@@ -1,0 +1,42 @@
+import numpy as np
+
+from gluon_deeplab.transforms import MEAN, STD, EvalTransform, TrainTransform, normalize
+
+
+def test_normalize_matches_definition():
+    img = np.random.default_rng(0).integers(0, 256, size=(3, 4, 3)).astype(np.uint8)
+    out = normalize(img)
+    assert out.shape == (3, 3, 4) and out.dtype == np.float32
+    expected = (img[1, 2, 0] / 255.0 - MEAN[0]) / STD[0]
+    assert np.isclose(out[0, 1, 2], expected, atol=1e-6)
+
+
+def test_small_image_is_padded_with_mean_and_ignore_label():
+    img = np.full((10, 12, 3), 200, np.uint8)
+    label = np.ones((10, 12), np.uint8)
+    t = TrainTransform(64, scale_range=(1.0, 1.0))
+    out_img, out_label = t(img, label, np.random.default_rng(0))
+    assert out_img.shape == (3, 64, 64) and out_label.shape == (64, 64)
+    assert out_label.dtype == np.int32
+    pad = out_label == 255
+    assert pad.sum() == 64 * 64 - 10 * 12
+    assert np.abs(out_img[:, pad]).max() < 0.01  # mean colour normalises to ~0
+    assert (out_label[~pad] == 1).all()
+
+
+def test_image_and_label_stay_aligned_through_scale_crop_flip():
+    # the label of every pixel is its column index; the image's red channel too
+    cols = np.tile(np.arange(0, 250, 10, dtype=np.uint8), (20, 1))
+    img = np.stack([cols, cols, cols], axis=-1)
+    t = TrainTransform(16)
+    for seed in range(10):
+        out_img, out_label = t(img, cols.copy(), np.random.default_rng(seed))
+        valid = out_label != 255
+        red = out_img[0] * STD[0] + MEAN[0]
+        # bilinear image vs nearest label: within about one 10-level column step
+        assert np.abs(red[valid] * 255 - out_label[valid]).max() <= 15
+
+
+def test_eval_transform_keeps_size():
+    img, label = EvalTransform()(np.zeros((7, 9, 3), np.uint8), np.zeros((7, 9), np.uint8))
+    assert img.shape == (3, 7, 9) and label.shape == (7, 9)
