@@ -10,7 +10,8 @@ import json
 import os
 import tempfile
 
-__all__ = ['atomic_write', 'save_checkpoint', 'latest_checkpoint', 'load_checkpoint']
+__all__ = ['atomic_write', 'atomic_write_text', 'save_checkpoint', 'latest_checkpoint',
+           'load_checkpoint']
 
 
 def atomic_write(path, write):
@@ -30,11 +31,12 @@ def atomic_write(path, write):
         raise
 
 
-def _write_json(obj):
-    def write(path):
-        with open(path, 'w') as f:
-            json.dump(obj, f, indent=1, sort_keys=True)
-    return write
+def atomic_write_text(path, text):
+    """``atomic_write`` of a string."""
+    def write(tmp):
+        with open(tmp, 'w') as f:
+            f.write(text)
+    atomic_write(path, write)
 
 
 def save_checkpoint(run_dir, epoch, net, trainer, state, keep=2):
@@ -43,7 +45,8 @@ def save_checkpoint(run_dir, epoch, net, trainer, state, keep=2):
     stem = os.path.join(run_dir, 'epoch_%04d' % epoch)
     atomic_write(stem + '.params', net.save_parameters)
     atomic_write(stem + '.states', trainer.save_states)
-    atomic_write(stem + '.json', _write_json(dict(state, epoch=epoch)))
+    atomic_write_text(stem + '.json', json.dumps(dict(state, epoch=epoch), indent=1,
+                                                sort_keys=True))
     for old in sorted(glob.glob(os.path.join(run_dir, 'epoch_*.json')))[:-keep]:
         for ext in ('.json', '.params', '.states'):  # JSON first: never a JSON without files
             path = old[:-len('.json')] + ext

@@ -1,5 +1,6 @@
 """DeepLabV3 (Chen et al. 2017, arXiv:1706.05587): trunk, context head, bilinear upsampling
 of the logits to the input size."""
+import mxnet as mx
 from mxnet.gluon import nn
 
 from .heads import HEADS
@@ -68,7 +69,6 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
         head_cls(num_classes, rates=rates(output_stride), norm_kwargs=norm_kwargs,
                  **head_kwargs))
     if pretrained_base is not None:
-        import mxnet as mx
         ctx = ctx or [mx.cpu()]
         load_model_zoo_params(net.backbone, pretrained_base, ctx)
         net.head.initialize(mx.init.Xavier(), ctx=ctx)

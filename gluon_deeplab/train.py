@@ -18,7 +18,8 @@ import numpy as np
 from mxnet import autograd, gluon
 from tqdm import tqdm
 
-from .checkpoint import atomic_write, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import (atomic_write, atomic_write_text, latest_checkpoint, load_checkpoint,
+                         save_checkpoint)
 from .datasets import DATASETS, get_dataset
 from .deeplab import get_deeplab
 from .evaluate import evaluate
@@ -40,8 +41,6 @@ def parse_args(argv=None):
     g = p.add_argument_group('data')
     g.add_argument('--dataset', default='voc_aug', choices=sorted(DATASETS))
     g.add_argument('--data_dir', default='VOCdevkit_aug', help='dataset root folder')
-    g.add_argument('--train_split', default=None, help='default: the dataset\'s train split')
-    g.add_argument('--val_split', default=None, help='default: the dataset\'s val split')
     g.add_argument('--crop_size', type=int, default=513, help='training crop, pixels')
     g.add_argument('--workers', type=int, default=4, help='DataLoader worker processes')
     g = p.add_argument_group('network')
@@ -159,9 +158,9 @@ def fit(args, ctx=None):
     if not os.access(args.run_dir, os.W_OK):
         raise PermissionError('run folder is not writable: %s' % args.run_dir)
     cls = DATASETS[args.dataset]
-    train_set = get_dataset(args.dataset, args.data_dir, args.train_split or cls.TRAIN_SPLIT,
+    train_set = get_dataset(args.dataset, args.data_dir, cls.TRAIN_SPLIT,
                             TrainTransform(args.crop_size), seed=args.seed)
-    val_set = get_dataset(args.dataset, args.data_dir, args.val_split or cls.VAL_SPLIT,
+    val_set = get_dataset(args.dataset, args.data_dir, cls.VAL_SPLIT,
                           EvalTransform())
     iters_per_epoch = len(train_set) // args.batch_size
     if iters_per_epoch == 0:
@@ -175,7 +174,7 @@ def fit(args, ctx=None):
                             {'learning_rate': args.initial_learning_rate,
                              'momentum': args.momentum, 'wd': args.weight_decay})
     loss_fn = SoftmaxCrossEntropyLoss()
-    settings = {k: v for k, v in vars(args).items()}
+    settings = dict(vars(args))
     log_path = os.path.join(args.run_dir, 'log.jsonl')
     records, start_epoch, iteration = [], 1, 0
     if args.resume:
@@ -228,8 +227,7 @@ def fit(args, ctx=None):
               '| %.0f s, %.2f img/s' % (args.phase, epoch, epochs, iteration, lr, loss,
                                         pix_acc, miou, record['seconds'],
                                         record['images_per_sec']), flush=True)
-        atomic_write(log_path, lambda p: open(p, 'w').write(
-            ''.join(json.dumps(r) + '\n' for r in records)))
+        atomic_write_text(log_path, ''.join(json.dumps(r) + '\n' for r in records))
         plot_curves(records, os.path.join(args.run_dir, 'curves.png'))
         save_checkpoint(args.run_dir, epoch, net, trainer,
                         {'iteration': iteration, 'settings': settings})

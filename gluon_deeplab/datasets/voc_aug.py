@@ -5,7 +5,21 @@ import numpy as np
 
 from .base import SegmentationDataset, read_index_png
 
-__all__ = ['VOCAugSegmentation']
+__all__ = ['VOCAugSegmentation', 'voc_palette']
+
+
+def voc_palette(n=256):
+    """The standard VOC colour map, (n, 3) uint8: class i's bits interleaved into R, G, B
+    from the most significant bit down (devkit ``VOClabelcolormap``)."""
+    palette = np.zeros((n, 3), np.uint8)
+    for i in range(n):
+        c, rgb = i, [0, 0, 0]
+        for bit in range(7, -1, -1):
+            for channel in range(3):
+                rgb[channel] |= ((c >> channel) & 1) << bit
+            c >>= 3
+        palette[i] = rgb
+    return palette
 
 
 class VOCAugSegmentation(SegmentationDataset):
@@ -23,21 +37,8 @@ class VOCAugSegmentation(SegmentationDataset):
     CLASSES = ('background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus',
                'car', 'cat', 'chair', 'cow', 'diningtable', 'dog', 'horse', 'motorbike',
                'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor')
+    PALETTE = voc_palette(21)
     TRAIN_SPLIT, VAL_SPLIT = 'train_aug', 'val'
-
-    @staticmethod
-    def _voc_palette():
-        """The standard VOC colour map (bit-interleaved class index), (256, 3) uint8."""
-        palette = np.zeros((256, 3), np.uint8)
-        for i in range(256):
-            c, r, g, b = i, 0, 0, 0
-            for j in range(8):
-                r |= ((c >> 0) & 1) << (7 - j)
-                g |= ((c >> 1) & 1) << (7 - j)
-                b |= ((c >> 2) & 1) << (7 - j)
-                c >>= 3
-            palette[i] = (r, g, b)
-        return palette
 
     def _pairs(self, split):
         voc = os.path.join(self.root, 'VOC2012')
@@ -61,5 +62,3 @@ class VOCAugSegmentation(SegmentationDataset):
                                  % (path, err))
         return read_index_png(path)
 
-
-VOCAugSegmentation.PALETTE = VOCAugSegmentation._voc_palette()[:21]
