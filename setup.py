@@ -17,7 +17,9 @@ setup(
         # runtime and cuDNN 8 installed; the wheel bundles neither).
         'cpu': ['mxnet==1.9.1'],
         'cu112': ['mxnet-cu112==1.9.1'],
-        'test': ['pytest', 'gluoncv==0.10.5.post0', 'pandas<2.2'],
+        # onnx<1.16: MXNet 1.9.1's ONNX exporter fails with newer ones. onnxruntime is not
+        # listed: its wheels for Python 3.11 declare numpy>=1.24.2 (scripts/test.sh).
+        'test': ['pytest', 'gluoncv==0.10.5.post0', 'pandas<2.2', 'onnx<1.16'],
     },
     entry_points={'console_scripts': ['gluon-deeplab-train=gluon_deeplab.train:main']},
     license='Apache-2.0',

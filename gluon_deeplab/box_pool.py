@@ -17,7 +17,7 @@ def _band(F, x, axis, radius):
     """(L, L) matrix with ones where ``|i - j| <= radius``; L = x.shape[axis]; x's dtype."""
     idx = F.contrib.arange_like(x, axis=axis)
     dist = F.abs(F.broadcast_sub(idx.reshape((-1, 1)), idx.reshape((1, -1))))
-    return F.cast(dist <= radius, dtype='float32')
+    return dist < radius + 0.5  # integer distances; '<' and transpose export to ONNX
 
 
 class BoxAvgPool2D(nn.HybridBlock):
@@ -41,8 +41,8 @@ class BoxAvgPool2D(nn.HybridBlock):
         radius = self.pool_size // 2
         # Sum along W: (N, C, H, W) . (W, W); then along H on the transposed map.
         x = F.dot(x, _band(F, x, 3, radius))
-        x = F.dot(F.swapaxes(x, 2, 3), _band(F, x, 2, radius))
-        return F.swapaxes(x, 2, 3) * (1.0 / (self.pool_size * self.pool_size))
+        x = F.dot(F.transpose(x, axes=(0, 1, 3, 2)), _band(F, x, 2, radius))
+        return F.transpose(x, axes=(0, 1, 3, 2)) * (1.0 / (self.pool_size * self.pool_size))
 
     def __repr__(self):
         return '%s(pool_size=%d)' % (self.__class__.__name__, self.pool_size)

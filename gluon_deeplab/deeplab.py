@@ -13,16 +13,22 @@ class DeepLabV3(nn.HybridBlock):
     """``backbone`` then ``head``, logits resized bilinearly to the input's (H, W).
 
     Input (N, 3, H, W) float32, normalised; output (N, num_classes, H, W) float32 logits,
-    for any H and W.
+    for any H and W. Setting ``output_size = (H, W)`` (before hybridizing) resizes to that
+    fixed size instead, for exporters that need explicit sizes (``export.py``).
     """
 
     def __init__(self, backbone, head, **kwargs):
         super(DeepLabV3, self).__init__(**kwargs)
         self.backbone = backbone
         self.head = head
+        self.output_size = None
 
     def hybrid_forward(self, F, x):
         logits = self.head(self.backbone(x))
+        if self.output_size:
+            height, width = self.output_size
+            return F.contrib.BilinearResize2D(logits, height=height, width=width,
+                                              align_corners=True)
         return F.contrib.BilinearResize2D(logits, like=x, mode='like', align_corners=True)
 
 

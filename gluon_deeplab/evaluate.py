@@ -1,21 +1,139 @@
-"""Whole-image evaluation of a segmentation network."""
+"""Evaluate a checkpoint: pixAcc, mIoU, per-class IoU, confusion matrix.
+
+    python -m gluon_deeplab.evaluate --checkpoint runs/camvid_aspp/phase2/final.params \\
+        --dataset camvid --data_dir ../camvid [--scales 0.5,0.75,1,1.25,1.5,1.75 --flip]
+
+The network settings (head, trunk, output stride, multi-grid, dataset) default to those
+saved beside the checkpoint by the trainer; flags override them.
+"""
+import argparse
+import json
+import os
+import sys
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon
 from tqdm import tqdm
 
+from .checkpoint import atomic_write_text, latest_checkpoint
+from .datasets import DATASETS, get_dataset
+from .deeplab import get_deeplab
+from .devices import parse_contexts
+from .inference import predict_probs
 from .metrics import SegmentationMetric
+from .plot import plot_confusion
+from .transforms import EvalTransform
 
-__all__ = ['evaluate']
+__all__ = ['evaluate', 'format_iou_table', 'load_settings', 'main']
 
 
-def evaluate(net, loader, ctx, num_classes, progress=True):
+def evaluate(net, loader, ctx, num_classes, scales=(1.0,), flip=False, window=None,
+             stride=None, progress=True):
     """Run ``net`` (inference mode) on every (image, label) batch of ``loader`` and return
     the filled ``SegmentationMetric``.
 
     ``loader`` yields (N, 3, H, W) float32 images and (N, H, W) int labels; batches go to
-    the devices in ``ctx`` in turn. Logits are compared at the label's resolution.
+    the devices in ``ctx`` in turn. With the defaults this is plain whole-image inference;
+    other ``scales``, ``flip`` or a sliding ``window`` go through ``predict_probs``.
     """
+    plain = tuple(scales) == (1.0,) and not flip and not window
     metric = SegmentationMetric(num_classes)
     for i, (data, label) in enumerate(tqdm(loader, desc='eval', leave=False,
                                            disable=not progress)):
-        device = ctx[i % len(ctx)]
-        metric.update(label, net(data.as_in_context(device)))
+        x = data.as_in_context(ctx[i % len(ctx)])
+        scores = net(x) if plain else predict_probs(net, x, scales, flip, window, stride)
+        metric.update(label, scores)
     return metric
+
+
+def format_iou_table(metric, class_names):
+    """Markdown table of per-class IoU (NaN classes shown as '-') ending with mIoU/pixAcc."""
+    lines = ['| class | IoU |', '|---|---|']
+    for name, iou in zip(class_names, metric.iou()):
+        lines.append('| %s | %s |' % (name, '-' if np.isnan(iou) else '%.4f' % iou))
+    pix_acc, miou = metric.get()
+    lines += ['| **mIoU** | **%.4f** |' % miou, '| pixAcc | %.4f |' % pix_acc]
+    return '\n'.join(lines)
+
+
+def load_settings(checkpoint):
+    """Training settings saved beside ``checkpoint`` (newest ``epoch_*.json``), or {}."""
+    saved = latest_checkpoint(os.path.dirname(os.path.abspath(checkpoint)))
+    if saved is None:
+        return {}
+    with open(saved) as f:
+        return json.load(f).get('settings', {})
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--checkpoint', required=True, help='whole-network .params file')
+    p.add_argument('--dataset', choices=sorted(DATASETS))
+    p.add_argument('--data_dir')
+    p.add_argument('--split', help='default: the dataset\'s val split')
+    p.add_argument('--head', choices=('aspp', 'vortex'))
+    p.add_argument('--aspp_or_vortex', type=int, choices=(1, 2))
+    p.add_argument('--base_architecture')
+    p.add_argument('--output_stride', type=int, choices=(8, 16))
+    p.add_argument('--scales', default='1.0',
+                   help='comma-separated input scales; the paper: 0.5,0.75,1.0,1.25,1.5,1.75')
+    p.add_argument('--flip', action='store_true', help='also average the left-right flip')
+    p.add_argument('--window', type=int, default=None,
+                   help='sliding-window size in pixels (default: whole image)')
+    p.add_argument('--stride', type=int, default=None, help='window stride (default 2/3 window)')
+    p.add_argument('--gpus', default='', help='GPU ids, e.g. "0,1"; empty for the CPU')
+    p.add_argument('--workers', type=int, default=2)
+    p.add_argument('--no_progress', action='store_true')
+    args = p.parse_args(argv)
+    saved = load_settings(args.checkpoint)
+    if args.head is None and args.aspp_or_vortex:
+        args.head = {1: 'aspp', 2: 'vortex'}[args.aspp_or_vortex]
+    for key, default in (('dataset', 'voc_aug'), ('data_dir', 'VOCdevkit_aug'),
+                         ('head', 'aspp'), ('base_architecture', 'resnet50_v2'),
+                         ('output_stride', 16)):
+        if getattr(args, key) is None:
+            setattr(args, key, saved.get(key, default))
+    args.multi_grid = tuple(saved.get('multi_grid', (1, 2, 4)))
+    args.scales = tuple(float(s) for s in args.scales.split(','))
+    args.split = args.split or DATASETS[args.dataset].VAL_SPLIT
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    ctx = parse_contexts(args.gpus)
+    cls = DATASETS[args.dataset]
+    net = get_deeplab(args.head, args.output_stride, cls.NUM_CLASS, args.base_architecture,
+                      multi_grid=args.multi_grid)
+    net.load_parameters(args.checkpoint, ctx=ctx)
+    net.hybridize(static_alloc=True)
+    dataset = get_dataset(args.dataset, args.data_dir, args.split, EvalTransform())
+    loader = gluon.data.DataLoader(dataset, batch_size=1, num_workers=args.workers)
+    metric = evaluate(net, loader, ctx, cls.NUM_CLASS, args.scales, args.flip, args.window,
+                      args.stride, progress=not args.no_progress)
+    pix_acc, miou = metric.get()
+    tag = 'eval_%s_os%d%s%s%s' % (args.split, args.output_stride,
+                                  '_ms' if len(args.scales) > 1 else '',
+                                  '_flip' if args.flip else '',
+                                  '_win%d' % args.window if args.window else '')
+    stem = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), tag)
+    print('%s %s (%d images), %s head, output stride %d, scales %s, flip %s'
+          % (args.dataset, args.split, len(dataset), args.head, args.output_stride,
+             ','.join('%g' % s for s in args.scales), args.flip))
+    print(format_iou_table(metric, cls.CLASSES))
+    np.savetxt(stem + '_confusion.csv', metric.confusion, fmt='%d', delimiter=',',
+               header=','.join(cls.CLASSES))
+    plot_confusion(metric.confusion, cls.CLASSES, stem + '_confusion.png')
+    result = {'settings': dict(vars(args)), 'images': len(dataset),
+              'pixAcc': pix_acc, 'mIoU': miou,
+              'iou': dict(zip(cls.CLASSES, [None if np.isnan(v) else float(v)
+                                            for v in metric.iou()])),
+              'confusion': metric.confusion.tolist()}
+    atomic_write_text(stem + '.json', json.dumps(result, indent=1))
+    print('wrote %s.json, %s_confusion.png, %s_confusion.csv' % (stem, stem, stem))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

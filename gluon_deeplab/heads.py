@@ -31,7 +31,7 @@ class ImagePooling(nn.HybridBlock):
         self.conv = _conv_bn_relu(channels, 1, norm_kwargs=norm_kwargs)
 
     def hybrid_forward(self, F, x):
-        pooled = self.conv(F.mean(x, axis=(2, 3), keepdims=True))
+        pooled = self.conv(F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg'))
         return F.broadcast_like(pooled, x, lhs_axes=(2, 3), rhs_axes=(2, 3))
 
 

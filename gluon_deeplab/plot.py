@@ -4,7 +4,7 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ['plot_curves']
+__all__ = ['plot_curves', 'plot_confusion']
 
 
 def plot_curves(records, path):
@@ -21,6 +21,32 @@ def plot_curves(records, path):
         ax.set_xlabel('epoch')
         ax.grid(alpha=0.3)
         ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_confusion(confusion, class_names, path):
+    """Save the row-normalised confusion matrix (rows: ground truth, columns: prediction;
+    each row sums to 1 over that class's valid pixels) as the PNG ``path``."""
+    import numpy as np
+    rows = confusion.sum(axis=1, keepdims=True)
+    normalised = confusion / np.maximum(rows, 1)
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * n, 1.0 + 0.4 * n))
+    image = ax.imshow(normalised, cmap='Blues', vmin=0, vmax=1)
+    ax.set_xticks(range(n))
+    ax.set_xticklabels(class_names, rotation=90)
+    ax.set_yticks(range(n))
+    ax.set_yticklabels(class_names)
+    ax.set_xlabel('predicted')
+    ax.set_ylabel('ground truth')
+    for g in range(n):
+        for p in range(n):
+            if normalised[g, p] >= 0.005:
+                ax.text(p, g, '%.2f' % normalised[g, p], ha='center', va='center', fontsize=7,
+                        color='white' if normalised[g, p] > 0.5 else 'black')
+    fig.colorbar(image, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

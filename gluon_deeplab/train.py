@@ -22,13 +22,14 @@ from .checkpoint import (atomic_write, atomic_write_text, latest_checkpoint, loa
                          save_checkpoint)
 from .datasets import DATASETS, get_dataset
 from .deeplab import get_deeplab
+from .devices import parse_contexts
 from .evaluate import evaluate
 from .loss import IGNORE_LABEL, SoftmaxCrossEntropyLoss
 from .plot import plot_curves
 from .schedule import poly_lr
 from .transforms import EvalTransform, TrainTransform
 
-__all__ = ['parse_args', 'parse_contexts', 'train_step', 'fit', 'main']
+__all__ = ['parse_args', 'train_step', 'build_network', 'fit', 'main']
 
 HEAD_BY_NUMBER = {1: 'aspp', 2: 'vortex'}
 #: Trunk names of the original scripts -> ours.
@@ -92,14 +93,6 @@ def parse_args(argv=None):
         args.run_dir = os.path.join('runs', '%s_%s_os%d' % (args.dataset, args.head,
                                                            args.output_stride))
     return args
-
-
-def parse_contexts(gpus):
-    """``"0,1"`` -> [mx.gpu(0), mx.gpu(1)]; empty or ``"cpu"`` -> [mx.cpu()]."""
-    gpus = gpus.strip()
-    if gpus in ('', 'cpu', '-1'):
-        return [mx.cpu()]
-    return [mx.gpu(int(i)) for i in gpus.split(',')]
 
 
 def train_step(net, loss_fn, trainer, data, label, ctx):

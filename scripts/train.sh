@@ -2,6 +2,7 @@
 # Two-phase DeepLabV3 training (Chen et al. 2017, Sec. 4), ASPP or Vortex Pooling head.
 #   phase 1: output stride 16, BatchNorm trained, poly lr from LR1
 #   phase 2: output stride 8, BatchNorm frozen, poly lr from LR2, starts from phase 1
+#   then: evaluation of phase 2 at output stride 8 (per-class IoU, confusion matrix)
 # Defaults are the paper's PASCAL VOC recipe on VOCdevkit_aug/ (train_aug, crop 513,
 # batch 16 then 8, 30K + 30K iterations, lr 0.007 then 0.001); evaluation is on val.
 # Settings come from environment variables; arguments are passed to both phases and win:
@@ -56,3 +57,7 @@ echo "== phase 2: output stride 8, BatchNorm frozen, $ITERS2 iterations -> $RUN_
 $PYTHON -m gluon_deeplab.train $common --phase 2 --output_stride 8 --freeze_batch_norm 1 \
   --batch_size "$BATCH_SIZE2" --initial_learning_rate "$LR2" --max_iter "$ITERS2" \
   --init_checkpoint "$RUN_DIR/phase1/final.params" --run_dir "$RUN_DIR/phase2" "$@"
+
+echo "== evaluation of $RUN_DIR/phase2/final.params at output stride 8"
+$PYTHON -m gluon_deeplab.evaluate --checkpoint "$RUN_DIR/phase2/final.params" \
+  --gpus="$GPUS" --workers "$WORKERS" --no_progress

@@ -93,3 +93,19 @@ def test_shipped_sample_is_real_and_consistent():
     img, label = val[0]
     assert img.shape == (180, 240, 3) and label.shape == (180, 240)
     assert set(np.unique(label)) - set(range(11)) <= {255}
+
+
+def test_truncated_image_is_an_error_even_if_another_library_allows_them(tmp_path):
+    from PIL import ImageFile
+    from gluon_deeplab.datasets.base import read_image
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)).save(
+        tmp_path / 'full.png')
+    data = (tmp_path / 'full.png').read_bytes()
+    (tmp_path / 'cut.png').write_bytes(data[:len(data) // 2])
+    ImageFile.LOAD_TRUNCATED_IMAGES = True  # what importing gluoncv.data does
+    try:
+        with pytest.raises(ValueError, match='cut.png'):
+            read_image(str(tmp_path / 'cut.png'))
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+    assert read_image(str(tmp_path / 'full.png')).shape == (64, 64, 3)

@@ -1,24 +1,43 @@
 """Common reading and checking for segmentation datasets."""
+import contextlib
 import os
+import warnings
 
 import numpy as np
 from mxnet.gluon.data import Dataset
-from PIL import Image
+from PIL import Image, ImageFile
 
 from ..loss import IGNORE_LABEL
 
 __all__ = ['SegmentationDataset', 'read_image', 'check_label']
 
 
-def read_image(path):
-    """(H, W, 3) uint8 RGB array of an image file (grey and RGBA are converted).
-    Raises FileNotFoundError / ValueError naming the file."""
+@contextlib.contextmanager
+def _strict_decoding():
+    """Make PIL fail on truncated files: other libraries (gluoncv.data) switch
+    ``ImageFile.LOAD_TRUNCATED_IMAGES`` on for the whole process."""
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert('RGB'))
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+def read_image(path):
+    """(H, W, 3) uint8 RGB array of an image file; other modes (grey, RGBA, palette) are
+    converted with a warning naming the file. Raises FileNotFoundError, or ValueError
+    naming the file if it cannot be decoded completely (corrupt or truncated)."""
+    try:
+        with _strict_decoding(), Image.open(path) as img:
+            img.load()
+            if img.mode != 'RGB':
+                warnings.warn('%s: converted %s image to RGB' % (path, img.mode))
+                img = img.convert('RGB')
+            return np.asarray(img)
     except FileNotFoundError:
         raise FileNotFoundError('image not found: %s' % path)
-    except (OSError, SyntaxError) as err:
+    except (OSError, SyntaxError, ValueError) as err:
         raise ValueError('cannot read image %s: %s' % (path, err))
 
 
@@ -117,7 +136,7 @@ def read_index_png(path):
     """(H, W) uint8 array of a single-channel or palette PNG of class indices.
     Raises ValueError naming the file for RGB or other multi-channel labels."""
     try:
-        with Image.open(path) as img:
+        with _strict_decoding(), Image.open(path) as img:
             if img.mode not in ('L', 'P'):
                 raise ValueError('label %s has mode %s; expected a single-channel (L) or '
                                  'palette (P) PNG of class indices' % (path, img.mode))

@@ -1,0 +1,74 @@
+"""Inference beyond one forward pass: multi-scale + flip (DeepLabV3 Sec. 4.3) and sliding
+windows for images larger than the training crop."""
+import mxnet as mx
+
+__all__ = ['slide_logits', 'predict_probs']
+
+
+def _starts(length, window, stride):
+    """Window start offsets covering ``[0, length)``; the last window ends at ``length``."""
+    if length <= window:
+        return [0]
+    starts = list(range(0, length - window, stride)) + [length - window]
+    return sorted(set(starts))
+
+
+def slide_logits(net, image, window, stride):
+    """Logits of ``net`` on (N, 3, H, W) ``image`` from ``window`` x ``window`` crops
+    placed every ``stride`` pixels (the last crop of a row/column flush with the border),
+    overlapping logits averaged. A side no longer than the window is taken whole, so an
+    image that fits in one window gives exactly ``net(image)``.
+
+    Returns (N, C, H, W) float32 on ``image``'s device. Raises ValueError if ``stride`` is
+    not in ``[1, window]``.
+    """
+    if not 1 <= stride <= window:
+        raise ValueError('stride must be in [1, window=%d], got %r' % (window, stride))
+    _, _, height, width = image.shape
+    total, count = None, mx.nd.zeros((1, 1, height, width), ctx=image.context)
+    for y in _starts(height, window, stride):
+        for x in _starts(width, window, stride):
+            y2, x2 = min(y + window, height), min(x + window, width)
+            logits = net(image[:, :, y:y2, x:x2])
+            if total is None:
+                total = mx.nd.zeros(image.shape[:1] + logits.shape[1:2] + (height, width),
+                                    ctx=image.context)
+            total[:, :, y:y2, x:x2] += logits
+            count[:, :, y:y2, x:x2] += 1
+    return total / count
+
+
+def predict_probs(net, image, scales=(1.0,), flip=False, window=None, stride=None):
+    """Class probabilities (N, C, H, W) float32 for (N, 3, H, W) normalised ``image``:
+    softmax of the logits at each scale in ``scales`` (the input resized bilinearly, the
+    probabilities resized back to H x W), and of the left-right flipped input flipped back
+    when ``flip``, averaged (DeepLabV3 Sec. 4.3: scales 0.5-1.75 and flip on VOC).
+
+    With ``window`` set, each pass uses ``slide_logits`` (``stride`` defaults to
+    ``window * 2 // 3``). ``predict_probs(net, x)`` has the argmax of ``net(x)``.
+    """
+    _, _, height, width = image.shape
+    stride = stride or (window * 2 // 3 if window else None)
+
+    def logits_of(x):
+        return slide_logits(net, x, window, stride) if window else net(x)
+
+    total, passes = 0, 0
+    for scale in scales:
+        if scale == 1.0:
+            scaled = image
+        else:
+            scaled = mx.nd.contrib.BilinearResize2D(
+                image, height=max(1, int(round(height * scale))),
+                width=max(1, int(round(width * scale))), align_corners=True)
+        for flipped in ((False, True) if flip else (False,)):
+            x = scaled.flip(axis=3) if flipped else scaled
+            probs = mx.nd.softmax(logits_of(x), axis=1)
+            if flipped:
+                probs = probs.flip(axis=3)
+            if probs.shape[2:] != (height, width):
+                probs = mx.nd.contrib.BilinearResize2D(probs, height=height, width=width,
+                                                       align_corners=True)
+            total = total + probs
+            passes += 1
+    return total / passes

@@ -1,0 +1,61 @@
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet.gluon import nn
+
+from conftest import max_abs_diff
+from gluon_deeplab import get_deeplab
+from gluon_deeplab.inference import predict_probs, slide_logits
+
+
+def _conv_net(kernel):
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(4, kernel, padding=kernel // 2, in_channels=3))
+    net.initialize(mx.init.Xavier())
+    return net
+
+
+@pytest.fixture(scope='module')
+def deeplab():
+    mx.random.seed(0)
+    net = get_deeplab('vortex', 16, num_classes=5)
+    net.initialize(mx.init.Xavier())
+    net.hybridize(static_alloc=True)
+    return net
+
+
+def test_sliding_window_on_an_image_that_fits_equals_whole_image(deeplab):
+    x = mx.nd.random.normal(shape=(1, 3, 40, 56))
+    assert max_abs_diff(slide_logits(deeplab, x, window=64, stride=40), deeplab(x)) == 0
+    # one side longer than the window, the other not: still one window per fitting side
+    assert slide_logits(deeplab, x, window=48, stride=32).shape == (1, 5, 40, 56)
+
+
+def test_sliding_window_averages_overlaps_exactly():
+    # a 1x1 convolution sees no context: any tiling must reproduce the whole image
+    net = _conv_net(1)
+    x = mx.nd.random.normal(shape=(2, 3, 37, 50))
+    assert max_abs_diff(slide_logits(net, x, window=16, stride=11), net(x)) < 1e-6
+    with pytest.raises(ValueError, match='stride'):
+        slide_logits(net, x, window=16, stride=17)
+
+
+def test_one_scale_no_flip_has_the_plain_argmax_and_probabilities(deeplab):
+    x = mx.nd.random.normal(shape=(2, 3, 48, 33))
+    logits = deeplab(x)
+    probs = predict_probs(deeplab, x)
+    assert max_abs_diff(probs, mx.nd.softmax(logits, axis=1)) < 1e-6
+    assert (probs.argmax(axis=1).asnumpy() == logits.argmax(axis=1).asnumpy()).all()
+
+
+def test_multi_scale_and_flip_give_probabilities_at_input_size(deeplab):
+    x = mx.nd.random.normal(shape=(1, 3, 45, 61))
+    probs = predict_probs(deeplab, x, scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75), flip=True)
+    assert probs.shape == (1, 5, 45, 61)
+    assert np.allclose(probs.sum(axis=1).asnumpy(), 1, atol=1e-5)
+
+
+def test_flip_of_a_flip_symmetric_network_changes_nothing():
+    net = _conv_net(1)
+    x = mx.nd.random.normal(shape=(1, 3, 20, 30))
+    assert max_abs_diff(predict_probs(net, x, flip=True), predict_probs(net, x)) < 1e-6

@@ -1,0 +1,43 @@
+import os
+import shutil
+
+import mxnet as mx
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import SAMPLE
+from gluon_deeplab import get_deeplab
+from gluon_deeplab.datasets import CamVidSegmentation
+from gluon_deeplab.predict import main
+
+
+def test_predicts_palette_pngs_and_overlays_and_skips_corrupt_images(tmp_path, capsys):
+    net = get_deeplab('aspp', 16, num_classes=11)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    ckpt = str(tmp_path / 'final.params')
+    net.save_parameters(ckpt)
+    images = tmp_path / 'images'
+    images.mkdir()
+    shutil.copy(os.path.join(SAMPLE, 'val', sorted(os.listdir(os.path.join(SAMPLE, 'val')))[0]),
+                images / 'street.png')
+    Image.fromarray(np.full((30, 41), 90, np.uint8)).save(images / 'grey.png')
+    Image.fromarray(np.full((33, 20, 4), 90, np.uint8)).save(images / 'rgba.png')
+    (images / 'corrupt.jpg').write_bytes(b'\xff\xd8\xff\xe0 not really a jpeg')
+    truncated = (images / 'street.png').read_bytes()
+    (images / 'truncated.png').write_bytes(truncated[:len(truncated) // 3])
+    out = tmp_path / 'out'
+    with pytest.warns(UserWarning, match='converted'):
+        status = main([str(images), '--checkpoint', ckpt, '--dataset', 'camvid',
+                       '--output_dir', str(out)])
+    assert status == 1
+    err = capsys.readouterr()
+    assert 'corrupt.jpg' in err.out + err.err and 'truncated.png' in err.out + err.err
+    for stem, size in (('street', (180, 240)), ('grey', (30, 41)), ('rgba', (33, 20))):
+        label = Image.open(out / (stem + '.png'))
+        assert label.mode == 'P' and label.size == size[::-1]
+        assert np.asarray(label).max() < 11
+        assert tuple(label.getpalette()[3:6]) == tuple(CamVidSegmentation.PALETTE[1])
+        assert (out / (stem + '_overlay.png')).is_file()
+    assert not (out / 'corrupt.png').exists()
