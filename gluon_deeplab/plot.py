@@ -3,6 +3,7 @@ import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 __all__ = ['plot_curves', 'plot_confusion']
 
@@ -19,6 +20,7 @@ def plot_curves(records, path):
                     label='phase %s' % phase)
         ax.set_title(title)
         ax.set_xlabel('epoch')
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
