@@ -11,7 +11,7 @@ import os
 import tempfile
 
 __all__ = ['atomic_write', 'atomic_write_text', 'save_checkpoint', 'latest_checkpoint',
-           'load_checkpoint']
+           'load_checkpoint', 'load_settings', 'add_network_args', 'network_from_args']
 
 
 def atomic_write(path, write):
@@ -76,3 +76,51 @@ def load_checkpoint(json_path, net, trainer, ctx):
     except (OSError, ValueError, AssertionError) as err:
         raise ValueError('cannot resume from checkpoint %s: %s' % (json_path, err))
     return state
+
+
+def load_settings(params_file):
+    """Training settings saved beside ``params_file`` (the newest ``epoch_*.json`` of its
+    folder), or {} when there are none."""
+    saved = latest_checkpoint(os.path.dirname(os.path.abspath(params_file)))
+    if saved is None:
+        return {}
+    with open(saved) as f:
+        return json.load(f).get('settings', {})
+
+
+#: What a network needs beyond its parameters, with defaults for a bare .params file.
+_NETWORK_DEFAULTS = (('dataset', 'voc_aug'), ('head', 'aspp'),
+                     ('base_architecture', 'resnet50_v2'), ('output_stride', 16))
+
+
+def add_network_args(parser):
+    """Add ``--checkpoint`` and the flags describing its network to an argparse parser."""
+    from .datasets import DATASETS
+    parser.add_argument('--checkpoint', required=True, help='whole-network .params file')
+    parser.add_argument('--dataset', choices=sorted(DATASETS), help='classes and palette')
+    parser.add_argument('--head', choices=('aspp', 'vortex'))
+    parser.add_argument('--aspp_or_vortex', type=int, choices=(1, 2),
+                        help='1 = ASPP, 2 = Vortex Pooling (as in training)')
+    parser.add_argument('--base_architecture')
+    parser.add_argument('--output_stride', type=int, choices=(8, 16))
+
+
+def network_from_args(args, ctx):
+    """Fill the unset network flags of ``args`` from the settings saved beside the
+    checkpoint (then the defaults), and return the network with its parameters loaded
+    on ``ctx``, hybridized. Raises what ``load_parameters`` raises for a file that does
+    not fit, naming the parameter."""
+    from .datasets import DATASETS
+    from .deeplab import get_deeplab
+    saved = load_settings(args.checkpoint)
+    if args.head is None and args.aspp_or_vortex:
+        args.head = {1: 'aspp', 2: 'vortex'}[args.aspp_or_vortex]
+    for key, default in _NETWORK_DEFAULTS:
+        if getattr(args, key) is None:
+            setattr(args, key, saved.get(key, default))
+    args.multi_grid = tuple(saved.get('multi_grid', (1, 2, 4)))
+    args.data_dir = getattr(args, 'data_dir', None) or saved.get('data_dir')
+    net = get_deeplab(args.head, args.output_stride, DATASETS[args.dataset].NUM_CLASS,
+                      args.base_architecture, multi_grid=args.multi_grid)
+    net.load_parameters(args.checkpoint, ctx=ctx)
+    return net

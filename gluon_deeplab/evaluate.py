@@ -16,16 +16,15 @@ import numpy as np
 from mxnet import gluon
 from tqdm import tqdm
 
-from .checkpoint import atomic_write_text, latest_checkpoint
+from .checkpoint import add_network_args, atomic_write_text, network_from_args
 from .datasets import DATASETS, get_dataset
-from .deeplab import get_deeplab
 from .devices import parse_contexts
-from .inference import predict_probs
+from .inference import add_inference_args, predict_probs
 from .metrics import SegmentationMetric
 from .plot import plot_confusion
 from .transforms import EvalTransform
 
-__all__ = ['evaluate', 'format_iou_table', 'load_settings', 'main']
+__all__ = ['evaluate', 'format_iou_table', 'main']
 
 
 def evaluate(net, loader, ctx, num_classes, scales=(1.0,), flip=False, window=None,
@@ -57,57 +56,31 @@ def format_iou_table(metric, class_names):
     return '\n'.join(lines)
 
 
-def load_settings(checkpoint):
-    """Training settings saved beside ``checkpoint`` (newest ``epoch_*.json``), or {}."""
-    saved = latest_checkpoint(os.path.dirname(os.path.abspath(checkpoint)))
-    if saved is None:
-        return {}
-    with open(saved) as f:
-        return json.load(f).get('settings', {})
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--checkpoint', required=True, help='whole-network .params file')
-    p.add_argument('--dataset', choices=sorted(DATASETS))
-    p.add_argument('--data_dir')
+    add_network_args(p)
+    p.add_argument('--data_dir', help='default: the one the checkpoint was trained with')
     p.add_argument('--split', help='default: the dataset\'s val split')
-    p.add_argument('--head', choices=('aspp', 'vortex'))
-    p.add_argument('--aspp_or_vortex', type=int, choices=(1, 2))
-    p.add_argument('--base_architecture')
-    p.add_argument('--output_stride', type=int, choices=(8, 16))
-    p.add_argument('--scales', default='1.0',
-                   help='comma-separated input scales; the paper: 0.5,0.75,1.0,1.25,1.5,1.75')
-    p.add_argument('--flip', action='store_true', help='also average the left-right flip')
+    add_inference_args(p)
     p.add_argument('--window', type=int, default=None,
                    help='sliding-window size in pixels (default: whole image)')
     p.add_argument('--stride', type=int, default=None, help='window stride (default 2/3 window)')
     p.add_argument('--gpus', default='', help='GPU ids, e.g. "0,1"; empty for the CPU')
     p.add_argument('--workers', type=int, default=2)
     p.add_argument('--no_progress', action='store_true')
-    args = p.parse_args(argv)
-    saved = load_settings(args.checkpoint)
-    if args.head is None and args.aspp_or_vortex:
-        args.head = {1: 'aspp', 2: 'vortex'}[args.aspp_or_vortex]
-    for key, default in (('dataset', 'voc_aug'), ('data_dir', 'VOCdevkit_aug'),
-                         ('head', 'aspp'), ('base_architecture', 'resnet50_v2'),
-                         ('output_stride', 16)):
-        if getattr(args, key) is None:
-            setattr(args, key, saved.get(key, default))
-    args.multi_grid = tuple(saved.get('multi_grid', (1, 2, 4)))
-    args.scales = tuple(float(s) for s in args.scales.split(','))
-    args.split = args.split or DATASETS[args.dataset].VAL_SPLIT
-    return args
+    return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     ctx = parse_contexts(args.gpus)
-    cls = DATASETS[args.dataset]
-    net = get_deeplab(args.head, args.output_stride, cls.NUM_CLASS, args.base_architecture,
-                      multi_grid=args.multi_grid)
-    net.load_parameters(args.checkpoint, ctx=ctx)
+    net = network_from_args(args, ctx)
     net.hybridize(static_alloc=True)
+    cls = DATASETS[args.dataset]
+    args.split = args.split or cls.VAL_SPLIT
+    if args.data_dir is None:
+        raise ValueError('--data_dir is needed: no training settings beside %s'
+                         % args.checkpoint)
     dataset = get_dataset(args.dataset, args.data_dir, args.split, EvalTransform())
     loader = gluon.data.DataLoader(dataset, batch_size=1, num_workers=args.workers)
     metric = evaluate(net, loader, ctx, cls.NUM_CLASS, args.scales, args.flip, args.window,

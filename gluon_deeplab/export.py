@@ -15,9 +15,7 @@ import sys
 import mxnet as mx
 import numpy as np
 
-from .datasets import DATASETS
-from .deeplab import get_deeplab
-from .evaluate import load_settings
+from .checkpoint import add_network_args, network_from_args
 
 __all__ = ['export_mxnet', 'export_onnx', 'main']
 
@@ -44,45 +42,37 @@ def export_onnx(symbol_file, params_file, height, width, onnx_file):
     except AttributeError as err:  # the exporter's way of saying "no converter for op X"
         raise RuntimeError('MXNet %s cannot export this graph to ONNX: %s'
                            % (mx.__version__, err))
-    # MXNet 1.9.1 emits opset-13 operators (e.g. ReduceMean with an `axes` attribute) but
-    # stamps the model with the installed onnx's newest opset; declare the one it used.
     model = onnx.load(onnx_file)
+    # MXNet 1.9.1 emits opset-13 operators but stamps the model with the installed onnx's
+    # newest opset; declare the one it used.
     for opset in model.opset_import:
         if opset.domain in ('', 'ai.onnx'):
             opset.version = min(opset.version, 13)
+    # It also lists every weight as a graph input, which keeps runtimes from treating
+    # weights as constants (no constant folding); the image is the only real input.
+    weights = {init.name for init in model.graph.initializer}
+    for graph_input in [i for i in model.graph.input if i.name in weights]:
+        model.graph.input.remove(graph_input)
     onnx.save(model, onnx_file)
     return onnx_file
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--checkpoint', required=True, help='whole-network .params file')
+    add_network_args(p)
     p.add_argument('--height', type=int, required=True)
     p.add_argument('--width', type=int, required=True)
     p.add_argument('--prefix', default=None, help='default: beside the checkpoint')
     p.add_argument('--onnx', action='store_true', help='also write PREFIX.onnx')
-    p.add_argument('--dataset', choices=sorted(DATASETS))
-    p.add_argument('--head', choices=('aspp', 'vortex'))
-    p.add_argument('--base_architecture')
-    p.add_argument('--output_stride', type=int, choices=(8, 16))
-    args = p.parse_args(argv)
-    saved = load_settings(args.checkpoint)
-    for key, default in (('dataset', 'voc_aug'), ('head', 'aspp'),
-                         ('base_architecture', 'resnet50_v2'), ('output_stride', 16)):
-        if getattr(args, key) is None:
-            setattr(args, key, saved.get(key, default))
-    args.multi_grid = tuple(saved.get('multi_grid', (1, 2, 4)))
-    if args.prefix is None:
-        args.prefix = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)),
-                                   'deeplab_%s_%dx%d' % (args.head, args.height, args.width))
-    return args
+    return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    net = get_deeplab(args.head, args.output_stride, DATASETS[args.dataset].NUM_CLASS,
-                      args.base_architecture, multi_grid=args.multi_grid)
-    net.load_parameters(args.checkpoint)
+    net = network_from_args(args, [mx.cpu()])
+    if args.prefix is None:
+        args.prefix = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)),
+                                   'deeplab_%s_%dx%d' % (args.head, args.height, args.width))
     symbol_file, params_file = export_mxnet(net, args.height, args.width, args.prefix)
     print('wrote %s and %s' % (symbol_file, params_file))
     if args.onnx:

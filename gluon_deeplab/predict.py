@@ -21,12 +21,11 @@ from matplotlib.patches import Patch  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from .checkpoint import add_network_args, network_from_args  # noqa: E402
 from .datasets import DATASETS  # noqa: E402
 from .datasets.base import read_image  # noqa: E402
-from .deeplab import get_deeplab  # noqa: E402
 from .devices import parse_contexts  # noqa: E402
-from .evaluate import load_settings  # noqa: E402
-from .inference import predict_probs  # noqa: E402
+from .inference import add_inference_args, predict_probs  # noqa: E402
 from .transforms import normalize  # noqa: E402
 
 __all__ = ['list_images', 'save_label_png', 'save_overlay', 'main']
@@ -86,34 +85,19 @@ def save_overlay(image, label, palette, class_names, path, alpha=0.5):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('inputs', nargs='+', help='image files, folders or .txt lists')
-    p.add_argument('--checkpoint', required=True, help='whole-network .params file')
+    add_network_args(p)
     p.add_argument('--output_dir', default='predictions')
-    p.add_argument('--dataset', choices=sorted(DATASETS), help='classes and palette')
-    p.add_argument('--head', choices=('aspp', 'vortex'))
-    p.add_argument('--base_architecture')
-    p.add_argument('--output_stride', type=int, choices=(8, 16))
-    p.add_argument('--scales', default='1.0', help='comma-separated input scales')
-    p.add_argument('--flip', action='store_true')
-    p.add_argument('--gpus', default='')
-    args = p.parse_args(argv)
-    saved = load_settings(args.checkpoint)
-    for key, default in (('dataset', 'voc_aug'), ('head', 'aspp'),
-                         ('base_architecture', 'resnet50_v2'), ('output_stride', 16)):
-        if getattr(args, key) is None:
-            setattr(args, key, saved.get(key, default))
-    args.multi_grid = tuple(saved.get('multi_grid', (1, 2, 4)))
-    args.scales = tuple(float(s) for s in args.scales.split(','))
-    return args
+    add_inference_args(p)
+    p.add_argument('--gpus', default='', help='GPU id, e.g. "0"; empty for the CPU')
+    return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
     ctx = parse_contexts(args.gpus)[0]
-    cls = DATASETS[args.dataset]
-    net = get_deeplab(args.head, args.output_stride, cls.NUM_CLASS, args.base_architecture,
-                      multi_grid=args.multi_grid)
-    net.load_parameters(args.checkpoint, ctx=ctx)
+    net = network_from_args(args, ctx)
     net.hybridize(static_alloc=True)
+    cls = DATASETS[args.dataset]
     palette = _palette(cls)
     os.makedirs(args.output_dir, exist_ok=True)
     skipped = []
