@@ -21,6 +21,11 @@ setup(
         # listed: its wheels for Python 3.11 declare numpy>=1.24.2 (scripts/test.sh).
         'test': ['pytest', 'gluoncv==0.10.5.post0', 'pandas<2.2', 'onnx<1.16'],
     },
-    entry_points={'console_scripts': ['gluon-deeplab-train=gluon_deeplab.train:main']},
+    entry_points={'console_scripts': [
+        'gluon-deeplab-train=gluon_deeplab.train:main',
+        'gluon-deeplab-eval=gluon_deeplab.evaluate:main',
+        'gluon-deeplab-predict=gluon_deeplab.predict:main',
+        'gluon-deeplab-export=gluon_deeplab.export:main',
+    ]},
     license='Apache-2.0',
 )
