@@ -106,10 +106,10 @@ def add_network_args(parser):
 
 
 def network_from_args(args, ctx):
-    """Fill the unset network flags of ``args`` from the settings saved beside the
-    checkpoint (then the defaults), and return the network with its parameters loaded
-    on ``ctx``, hybridized. Raises what ``load_parameters`` raises for a file that does
-    not fit, naming the parameter."""
+    """Fill the unset network flags of ``args`` (``add_network_args``) from the settings
+    saved beside the checkpoint, then the defaults, and return the network with the
+    checkpoint's parameters loaded on ``ctx`` (not hybridized). Raises what
+    ``load_parameters`` raises for a file that does not fit, naming the parameter."""
     from .datasets import DATASETS
     from .deeplab import get_deeplab
     saved = load_settings(args.checkpoint)
@@ -119,7 +119,6 @@ def network_from_args(args, ctx):
         if getattr(args, key) is None:
             setattr(args, key, saved.get(key, default))
     args.multi_grid = tuple(saved.get('multi_grid', (1, 2, 4)))
-    args.data_dir = getattr(args, 'data_dir', None) or saved.get('data_dir')
     net = get_deeplab(args.head, args.output_stride, DATASETS[args.dataset].NUM_CLASS,
                       args.base_architecture, multi_grid=args.multi_grid)
     net.load_parameters(args.checkpoint, ctx=ctx)

@@ -16,7 +16,7 @@ import numpy as np
 from mxnet import gluon
 from tqdm import tqdm
 
-from .checkpoint import add_network_args, atomic_write_text, network_from_args
+from .checkpoint import add_network_args, atomic_write_text, load_settings, network_from_args
 from .datasets import DATASETS, get_dataset
 from .devices import parse_contexts
 from .inference import add_inference_args, predict_probs
@@ -78,6 +78,7 @@ def main(argv=None):
     net.hybridize(static_alloc=True)
     cls = DATASETS[args.dataset]
     args.split = args.split or cls.VAL_SPLIT
+    args.data_dir = args.data_dir or load_settings(args.checkpoint).get('data_dir')
     if args.data_dir is None:
         raise ValueError('--data_dir is needed: no training settings beside %s'
                          % args.checkpoint)

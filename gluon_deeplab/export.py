@@ -33,8 +33,9 @@ def export_mxnet(net, height, width, prefix, ctx=None):
 
 
 def export_onnx(symbol_file, params_file, height, width, onnx_file):
-    """Convert exported MXNet files to ONNX with MXNet's own exporter (its default opset)
-    (needs ``onnx<1.16``). Raises RuntimeError naming the operator it cannot convert."""
+    """Convert exported MXNet files to an ONNX (opset 13) file with MXNet's own exporter,
+    which needs ``onnx<1.16``. Returns ``onnx_file``. Raises RuntimeError naming the
+    operator the exporter cannot convert."""
     import onnx
     try:
         mx.onnx.export_model(symbol_file, params_file, [(1, 3, height, width)], [np.float32],
