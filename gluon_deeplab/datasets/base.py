@@ -127,10 +127,6 @@ class SegmentationDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, idx])
         return self.transform(img, label, rng)
 
-    def image_id(self, idx):
-        """File stem of item ``idx``'s image."""
-        return os.path.splitext(os.path.basename(self.pairs[idx][0]))[0]
-
 
 def read_index_png(path):
     """(H, W) uint8 array of a single-channel or palette PNG of class indices.
