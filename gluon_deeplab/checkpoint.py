@@ -96,9 +96,10 @@ _NETWORK_DEFAULTS = (('dataset', 'voc_aug'), ('head', 'aspp'),
 def add_network_args(parser):
     """Add ``--checkpoint`` and the flags describing its network to an argparse parser."""
     from .datasets import DATASETS
+    from .heads import HEADS
     parser.add_argument('--checkpoint', required=True, help='whole-network .params file')
     parser.add_argument('--dataset', choices=sorted(DATASETS), help='classes and palette')
-    parser.add_argument('--head', choices=('aspp', 'vortex'))
+    parser.add_argument('--head', choices=sorted(HEADS))
     parser.add_argument('--aspp_or_vortex', type=int, choices=(1, 2),
                         help='1 = ASPP, 2 = Vortex Pooling (as in training)')
     parser.add_argument('--base_architecture')
@@ -112,9 +113,10 @@ def network_from_args(args, ctx):
     ``load_parameters`` raises for a file that does not fit, naming the parameter."""
     from .datasets import DATASETS
     from .deeplab import get_deeplab
+    from .heads import HEAD_BY_NUMBER
     saved = load_settings(args.checkpoint)
     if args.head is None and args.aspp_or_vortex:
-        args.head = {1: 'aspp', 2: 'vortex'}[args.aspp_or_vortex]
+        args.head = HEAD_BY_NUMBER[args.aspp_or_vortex]
     for key, default in _NETWORK_DEFAULTS:
         if getattr(args, key) is None:
             setattr(args, key, saved.get(key, default))

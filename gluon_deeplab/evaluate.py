@@ -11,7 +11,6 @@ import json
 import os
 import sys
 
-import mxnet as mx
 import numpy as np
 from mxnet import gluon
 from tqdm import tqdm
@@ -101,8 +100,7 @@ def main(argv=None):
     plot_confusion(metric.confusion, cls.CLASSES, stem + '_confusion.png')
     result = {'settings': dict(vars(args)), 'images': len(dataset),
               'pixAcc': pix_acc, 'mIoU': miou,
-              'iou': dict(zip(cls.CLASSES, [None if np.isnan(v) else float(v)
-                                            for v in metric.iou()])),
+              'iou': metric.iou_by_class(cls.CLASSES),
               'confusion': metric.confusion.tolist()}
     atomic_write_text(stem + '.json', json.dumps(result, indent=1))
     print('wrote %s.json, %s_confusion.png, %s_confusion.csv' % (stem, stem, stem))

@@ -10,7 +10,7 @@ from mxnet.gluon.contrib.nn import HybridConcurrent
 
 from .box_pool import BoxAvgPool2D
 
-__all__ = ['ContextHead', 'ASPP', 'VortexPooling', 'HEADS', 'aspp_rates']
+__all__ = ['ContextHead', 'ASPP', 'VortexPooling', 'HEADS', 'HEAD_BY_NUMBER', 'aspp_rates']
 
 
 def _conv_bn_relu(channels, kernel, dilation=1, norm_kwargs=None):
@@ -108,3 +108,6 @@ HEADS = {
     'aspp': (ASPP, aspp_rates),
     'vortex': (VortexPooling, lambda output_stride: (3, 9, 27)),
 }
+
+#: ``--aspp_or_vortex`` number -> head name (the original scripts' flag).
+HEAD_BY_NUMBER = {1: 'aspp', 2: 'vortex'}

@@ -79,6 +79,11 @@ class SegmentationMetric(object):
         with np.errstate(invalid='ignore', divide='ignore'):
             return np.where(union > 0, tp / union, np.nan)
 
+    def iou_by_class(self, class_names):
+        """{class name: IoU as float, or None where it is NaN} (JSON-ready)."""
+        return {name: None if np.isnan(v) else float(v)
+                for name, v in zip(class_names, self.iou())}
+
     def get(self):
         iou = self.iou()
         miou = float(np.nanmean(iou)) if np.isfinite(iou).any() else float('nan')

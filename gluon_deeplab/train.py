@@ -24,6 +24,7 @@ from .datasets import DATASETS, get_dataset
 from .deeplab import get_deeplab
 from .devices import parse_contexts
 from .evaluate import evaluate
+from .heads import HEAD_BY_NUMBER
 from .loss import IGNORE_LABEL, SoftmaxCrossEntropyLoss
 from .plot import plot_curves
 from .schedule import poly_lr
@@ -31,7 +32,6 @@ from .transforms import EvalTransform, TrainTransform
 
 __all__ = ['parse_args', 'train_step', 'build_network', 'fit', 'main']
 
-HEAD_BY_NUMBER = {1: 'aspp', 2: 'vortex'}
 #: Trunk names of the original scripts -> ours.
 BACKBONE_ALIASES = {'resnet_v2_50': 'resnet50_v2', 'resnet_v2_101': 'resnet101_v2'}
 
@@ -211,8 +211,7 @@ def fit(args, ctx=None):
         pix_acc, miou = metric.get()
         record = {'epoch': epoch, 'phase': args.phase, 'iteration': iteration, 'lr': lr,
                   'loss': loss, 'pixAcc': pix_acc, 'mIoU': miou,
-                  'iou': dict(zip(cls.CLASSES, [None if np.isnan(v) else float(v)
-                                                for v in metric.iou()])),
+                  'iou': metric.iou_by_class(cls.CLASSES),
                   'seconds': time.time() - tic,
                   'images_per_sec': steps * args.batch_size / train_seconds}
         records.append(record)

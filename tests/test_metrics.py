@@ -34,6 +34,9 @@ def test_scores_are_argmaxed_and_absent_classes_do_not_count():
     assert np.isnan(iou[2]) and np.isnan(iou[3])
     assert np.allclose(iou[:2], [0.0, 2 / 3])
     assert metric.get()[1] == pytest.approx(1 / 3)  # nanmean over classes 0 and 1
+    by_class = metric.iou_by_class(['a', 'b', 'c', 'd'])
+    assert by_class['a'] == 0.0 and by_class['b'] == pytest.approx(2 / 3)
+    assert by_class['c'] is None and by_class['d'] is None  # JSON null, not NaN
 
 
 def test_matches_gluoncv_when_every_class_appears():
