@@ -10,15 +10,18 @@ import json
 import os
 import tempfile
 
-__all__ = ['atomic_write', 'atomic_write_text', 'save_checkpoint', 'latest_checkpoint',
-           'load_checkpoint', 'load_settings', 'add_network_args', 'network_from_args']
+__all__ = ['atomic_write', 'atomic_write_text', 'remove_temporary_files', 'save_checkpoint',
+           'latest_checkpoint', 'load_checkpoint', 'load_settings', 'check_same_network',
+           'add_network_args', 'network_from_args']
+
+_TMP_PREFIX = '.tmp-'
 
 
 def atomic_write(path, write):
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, fsync it, then rename
     it onto ``path``; on any error the temporary file is removed and ``path`` untouched."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=folder)
     os.close(fd)
     try:
         write(tmp)
@@ -31,6 +34,15 @@ def atomic_write(path, write):
         raise
 
 
+def remove_temporary_files(folder):
+    """Delete what ``atomic_write`` left in ``folder`` when its process was killed
+    mid-write; returns the paths removed."""
+    paths = glob.glob(os.path.join(folder, _TMP_PREFIX + '*'))
+    for path in paths:
+        os.remove(path)
+    return paths
+
+
 def atomic_write_text(path, text):
     """``atomic_write`` of a string."""
     def write(tmp):
@@ -41,12 +53,19 @@ def atomic_write_text(path, text):
 
 def save_checkpoint(run_dir, epoch, net, trainer, state, keep=2):
     """Write epoch ``epoch``'s checkpoint into ``run_dir``; ``state`` is a JSON-able dict.
-    Older checkpoints beyond the newest ``keep`` are deleted. Returns the JSON path."""
+    Older checkpoints beyond the newest ``keep`` are deleted once it is complete.
+    Returns the JSON path. Raises OSError saying which checkpoint is still the newest
+    complete one when a file cannot be written (full disk, permissions)."""
     stem = os.path.join(run_dir, 'epoch_%04d' % epoch)
-    atomic_write(stem + '.params', net.save_parameters)
-    atomic_write(stem + '.states', trainer.save_states)
-    atomic_write_text(stem + '.json', json.dumps(dict(state, epoch=epoch), indent=1,
-                                                sort_keys=True))
+    try:
+        atomic_write(stem + '.params', net.save_parameters)
+        atomic_write(stem + '.states', trainer.save_states)
+        atomic_write_text(stem + '.json', json.dumps(dict(state, epoch=epoch), indent=1,
+                                                    sort_keys=True))
+    except OSError as err:
+        raise OSError(err.errno, 'checkpoint of epoch %d not written to %s (%s); the newest '
+                      'complete checkpoint is still %s'
+                      % (epoch, run_dir, err.strerror or err, latest_checkpoint(run_dir)))
     for old in sorted(glob.glob(os.path.join(run_dir, 'epoch_*.json')))[:-keep]:
         for ext in ('.json', '.params', '.states'):  # JSON first: never a JSON without files
             path = old[:-len('.json')] + ext
@@ -88,10 +107,33 @@ def load_settings(params_file):
         return json.load(f).get('settings', {})
 
 
+#: Settings under which two networks have interchangeable parameters.
+NETWORK_KEYS = ('head', 'num_classes', 'base_architecture', 'multi_grid')
+
+
+def check_same_network(saved, wanted, source):
+    """Raise ValueError naming ``source`` and every setting of ``NETWORK_KEYS`` in which
+    the ``saved`` settings (a checkpoint's) differ from ``wanted``; settings missing on
+    either side are not compared. ``num_classes`` falls back to the dataset's."""
+    from .datasets import DATASETS
+
+    def value(settings, key):
+        if key == 'num_classes' and key not in settings and settings.get('dataset') in DATASETS:
+            return DATASETS[settings['dataset']].NUM_CLASS
+        v = settings.get(key)
+        return tuple(v) if isinstance(v, list) else v
+    diffs = ['%s %r there, %r here' % (k, value(saved, k), value(wanted, k))
+             for k in NETWORK_KEYS
+             if None not in (value(saved, k), value(wanted, k))
+             and value(saved, k) != value(wanted, k)]
+    if diffs:
+        raise ValueError('%s was trained with another network: %s'
+                         % (source, '; '.join(diffs)))
+
+
 #: What a network needs beyond its parameters, with defaults for a bare .params file.
 _NETWORK_DEFAULTS = (('dataset', 'voc_aug'), ('head', 'aspp'),
                      ('base_architecture', 'resnet50_v2'), ('output_stride', 16))
-
 
 def add_network_args(parser):
     """Add ``--checkpoint`` and the flags describing its network to an argparse parser."""

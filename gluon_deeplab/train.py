@@ -7,9 +7,11 @@ BatchNorm frozen, started from phase 1's parameters (``--init_checkpoint``).
 scripts (``--aspp_or_vortex``, ``--output_stride``, ``--freeze_batch_norm`` ...).
 """
 import argparse
+import errno
 import json
 import math
 import os
+import shutil
 import sys
 import time
 
@@ -18,9 +20,11 @@ import numpy as np
 from mxnet import autograd, gluon
 from tqdm import tqdm
 
-from .checkpoint import (atomic_write, atomic_write_text, latest_checkpoint, load_checkpoint,
+from .checkpoint import (atomic_write, atomic_write_text, check_same_network, latest_checkpoint,
+                         load_checkpoint, load_settings, remove_temporary_files,
                          save_checkpoint)
 from .datasets import DATASETS, get_dataset
+from .datasets.checks import check_overlap, drop_bad_samples
 from .deeplab import get_deeplab
 from .devices import parse_contexts
 from .evaluate import evaluate
@@ -30,7 +34,7 @@ from .plot import plot_curves
 from .schedule import poly_lr
 from .transforms import EvalTransform, TrainTransform
 
-__all__ = ['parse_args', 'train_step', 'build_network', 'fit', 'main']
+__all__ = ['parse_args', 'train_step', 'TrainingStopped', 'build_network', 'fit', 'main']
 
 #: Trunk names of the original scripts -> ours.
 BACKBONE_ALIASES = {'resnet_v2_50': 'resnet50_v2', 'resnet_v2_101': 'resnet101_v2'}
@@ -44,6 +48,11 @@ def parse_args(argv=None):
     g.add_argument('--data_dir', default='VOCdevkit_aug', help='dataset root folder')
     g.add_argument('--crop_size', type=int, default=513, help='training crop, pixels')
     g.add_argument('--workers', type=int, default=4, help='DataLoader worker processes')
+    g.add_argument('--skip_bad_samples', action='store_true',
+                   help='drop samples that do not load (checked at start-up) with a warning '
+                        'instead of stopping')
+    g.add_argument('--allow_overlap', action='store_true',
+                   help='train even if the training list shares images with the val list')
     g = p.add_argument_group('network')
     g.add_argument('--aspp_or_vortex', type=int, default=1, choices=(1, 2),
                    help='context head: 1 = ASPP, 2 = Vortex Pooling')
@@ -77,6 +86,9 @@ def parse_args(argv=None):
                    help='run folder (or checkpoint .json) to continue; "-1" or empty: none')
     g.add_argument('--phase', type=int, default=1, help='phase number written to the log')
     g.add_argument('--seed', type=int, default=0)
+    g.add_argument('--nan_policy', default='stop', choices=('stop', 'skip'),
+                   help='on a non-finite loss: stop (exit 1, last checkpoint kept) or skip '
+                        'the batch')
     g.add_argument('--no_progress', action='store_true', help='no tqdm progress bars')
     args = p.parse_args(argv)
     if args.head is None:
@@ -95,13 +107,16 @@ def parse_args(argv=None):
     return args
 
 
-def train_step(net, loss_fn, trainer, data, label, ctx):
+def train_step(net, loss_fn, trainer, data, label, ctx, check_finite=True):
     """One SGD step on a batch split over ``ctx``; returns the batch loss (an NDArray on
-    ``ctx[0]``, not synchronised).
+    ``ctx[0]``).
 
     Each device's loss is its mean over its valid pixels weighted by its share of the
     batch's valid pixels, so the summed gradient is that of the mean over all valid
-    pixels of the batch, whatever the split.
+    pixels of the batch, whatever the split. With ``check_finite`` the loss is read
+    before the update, and FloatingPointError is raised instead of updating when it is
+    NaN or infinite (gradients are computed, nothing is changed but BatchNorm's running
+    statistics).
     """
     datas = gluon.utils.split_and_load(data, ctx, even_split=False)
     labels = gluon.utils.split_data(label, len(ctx), even_split=False)
@@ -111,28 +126,49 @@ def train_step(net, loss_fn, trainer, data, label, ctx):
         losses = [loss_fn(net(x), y.as_in_context(x.context)) * (n / total)
                   for x, y, n in zip(datas, labels, counts)]
     autograd.backward(losses)
+    loss = sum(l.as_in_context(ctx[0]) for l in losses)
+    if check_finite:
+        value = float(loss.asscalar())
+        if not math.isfinite(value):
+            raise FloatingPointError('loss is %s' % value)
     trainer.step(1)
-    return sum(l.as_in_context(ctx[0]) for l in losses)
+    return loss
+
+
+class TrainingStopped(RuntimeError):
+    """Training cannot go on (non-finite loss, bad sample, checkpoint not written); the
+    message says where and what to do, and the last good checkpoint is kept."""
 
 
 def _loader(dataset, batch_size, shuffle, workers, epoch, seed):
+    """The DataLoader of one epoch and its list of batches (lists of sample indices)."""
     dataset.set_epoch(epoch)
     order = list(range(len(dataset)))
     if shuffle:
         order = list(np.random.default_rng([seed, epoch]).permutation(len(dataset)))
-    sampler = gluon.data.BatchSampler(order, batch_size, 'discard' if shuffle else 'keep')
-    return gluon.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers)
+    batches = list(gluon.data.BatchSampler(order, batch_size,
+                                           'discard' if shuffle else 'keep'))
+    return gluon.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers), batches
 
 
 def build_network(args, ctx):
     """The network for ``args``, initialised (pre-trained trunk, whole-network
-    checkpoint, or He-normal from scratch) and hybridized."""
-    net = get_deeplab(args.head, args.output_stride, DATASETS[args.dataset].NUM_CLASS,
+    checkpoint, or He-normal from scratch) and hybridized. Raises ValueError when
+    ``--init_checkpoint`` was trained with another head, class count or trunk."""
+    num_classes = DATASETS[args.dataset].NUM_CLASS
+    net = get_deeplab(args.head, args.output_stride, num_classes,
                       args.base_architecture, pretrained_base=args.pre_trained_model,
                       freeze_batch_norm=bool(args.freeze_batch_norm),
                       multi_grid=args.multi_grid, ctx=ctx)
     if args.init_checkpoint:
-        net.load_parameters(args.init_checkpoint, ctx=ctx)
+        check_same_network(load_settings(args.init_checkpoint), _settings(args),
+                           args.init_checkpoint)
+        try:
+            net.load_parameters(args.init_checkpoint, ctx=ctx)
+        except (AssertionError, ValueError, OSError) as err:
+            raise ValueError('%s does not fit a %s network with %d classes on %s: %s'
+                             % (args.init_checkpoint, args.head, num_classes,
+                                args.base_architecture, err))
     elif not args.pre_trained_model:
         net.initialize(mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2),
                        ctx=ctx)
@@ -143,18 +179,48 @@ def build_network(args, ctx):
     return net
 
 
+def _settings(args):
+    """What a checkpoint records of ``args``: every flag, plus the class count."""
+    return dict(vars(args), num_classes=DATASETS[args.dataset].NUM_CLASS)
+
+
+def _check_run_dir(run_dir, net, ctx):
+    """Fail before training when ``run_dir`` cannot hold a checkpoint: not writable, or
+    less free space than parameters + optimizer state + final.params."""
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        atomic_write_text(os.path.join(run_dir, '.write-test'), '')
+        os.remove(os.path.join(run_dir, '.write-test'))
+    except OSError as err:
+        raise PermissionError('run folder %s is not writable: %s' % (run_dir, err))
+    with autograd.predict_mode():  # one small forward pass gives every parameter its shape
+        net(mx.nd.zeros((1, 3, 32, 32), ctx=ctx[0])).wait_to_read()
+    need = 3 * sum(p.data(ctx[0]).size * 4 for p in net.collect_params().values())
+    free = shutil.disk_usage(run_dir).free
+    if free < need:
+        raise OSError(errno.ENOSPC, 'run folder %s has %.0f MB free; a checkpoint and '
+                      'final.params need %.0f MB' % (run_dir, free / 1e6, need / 1e6))
+
+
 def fit(args, ctx=None):
-    """Train one phase as ``args`` says; returns the list of per-epoch log records."""
+    """Train one phase as ``args`` says; returns the list of per-epoch log records.
+
+    Before training: the run folder must be writable with room for a checkpoint, every
+    sample must load (or is dropped, ``--skip_bad_samples``), and the training list must
+    not share images with the val list (``--allow_overlap``). Raises TrainingStopped on a
+    non-finite loss (``--nan_policy stop``), a sample that fails mid-training, or a
+    checkpoint that cannot be written; the last complete checkpoint is kept.
+    """
     ctx = ctx or parse_contexts(args.gpus)
     mx.random.seed(args.seed)
-    os.makedirs(args.run_dir, exist_ok=True)
-    if not os.access(args.run_dir, os.W_OK):
-        raise PermissionError('run folder is not writable: %s' % args.run_dir)
     cls = DATASETS[args.dataset]
     train_set = get_dataset(args.dataset, args.data_dir, cls.TRAIN_SPLIT,
                             TrainTransform(args.crop_size), seed=args.seed)
     val_set = get_dataset(args.dataset, args.data_dir, cls.VAL_SPLIT,
                           EvalTransform())
+    check_overlap(train_set, val_set, allow=args.allow_overlap)
+    for dataset in (train_set, val_set):
+        drop_bad_samples(dataset, args.skip_bad_samples, threads=max(args.workers, 1))
     iters_per_epoch = len(train_set) // args.batch_size
     if iters_per_epoch == 0:
         raise ValueError('batch_size %d exceeds the %d training images'
@@ -163,17 +229,21 @@ def fit(args, ctx=None):
     epochs = args.train_epochs or math.ceil(max_iter / iters_per_epoch)
 
     net = build_network(args, ctx)
+    _check_run_dir(args.run_dir, net, ctx)
     trainer = gluon.Trainer(net.collect_params(), 'sgd',
                             {'learning_rate': args.initial_learning_rate,
                              'momentum': args.momentum, 'wd': args.weight_decay})
     loss_fn = SoftmaxCrossEntropyLoss()
-    settings = dict(vars(args))
+    settings = _settings(args)
     log_path = os.path.join(args.run_dir, 'log.jsonl')
     records, start_epoch, iteration = [], 1, 0
+    remove_temporary_files(args.run_dir)
     if args.resume:
         ckpt = args.resume if args.resume.endswith('.json') else latest_checkpoint(args.resume)
         if ckpt is None:
             raise FileNotFoundError('no complete checkpoint to resume in %s' % args.resume)
+        with open(ckpt) as f:
+            check_same_network(json.load(f).get('settings', {}), settings, ckpt)
         state = load_checkpoint(ckpt, net, trainer, ctx)
         start_epoch, iteration = state['epoch'] + 1, state['iteration']
         if os.path.isfile(log_path):
@@ -184,34 +254,60 @@ def fit(args, ctx=None):
           'head %s, output stride %d, devices %s'
           % (args.dataset, len(train_set), len(val_set), iters_per_epoch, max_iter, epochs,
              args.head, args.output_stride, ctx), flush=True)
+    running_stats = list(net.collect_params('.*running_mean|.*running_var').values())
 
     for epoch in range(start_epoch, epochs + 1):
         if iteration >= max_iter:
             break
-        mx.random.seed(args.seed * 100003 + epoch)
+        mx.random.seed(args.seed * 100003 + epoch)  # dropout masks: same after a resume
         tic = time.time()
-        loss_sum, steps = mx.nd.zeros((1,), ctx[0]), 0
-        bar = tqdm(_loader(train_set, args.batch_size, True, args.workers, epoch, args.seed),
-                   total=min(iters_per_epoch, max_iter - iteration),
-                   desc='phase %d epoch %d/%d' % (args.phase, epoch, epochs),
-                   disable=args.no_progress, leave=False)
-        for data, label in bar:
+        loss_sum, steps, skipped = mx.nd.zeros((1,), ctx[0]), 0, 0
+        loader, batches = _loader(train_set, args.batch_size, True, args.workers, epoch,
+                                  args.seed)
+        bar = tqdm(total=min(iters_per_epoch, max_iter - iteration), disable=args.no_progress,
+                   desc='phase %d epoch %d/%d' % (args.phase, epoch, epochs), leave=False)
+        batch_iter = iter(loader)
+        for batch in batches:
             if iteration >= max_iter:
                 break
+            try:
+                data, label = next(batch_iter)
+            except (FileNotFoundError, ValueError) as err:
+                raise TrainingStopped('phase %d epoch %d iteration %d: %s\nthe last complete '
+                                      'checkpoint is %s; --skip_bad_samples skips such '
+                                      'samples' % (args.phase, epoch, iteration + 1, err,
+                                                   latest_checkpoint(args.run_dir)))
             lr = poly_lr(args.initial_learning_rate, iteration, max_iter, args.lr_power)
             trainer.set_learning_rate(lr)
-            loss_sum += train_step(net, loss_fn, trainer, data, label, ctx)
+            if args.nan_policy == 'skip':
+                saved_stats = [[a.copy() for a in p.list_data()] for p in running_stats]
+            try:
+                loss_sum += train_step(net, loss_fn, trainer, data, label, ctx)
+                steps += 1
+            except FloatingPointError as err:
+                where = ('phase %d epoch %d iteration %d: %s; batch images: %s'
+                         % (args.phase, epoch, iteration + 1, err,
+                            ', '.join(train_set.image_id(i) for i in batch)))
+                if args.nan_policy == 'stop':
+                    raise TrainingStopped('non-finite loss at %s\nstopped; the last complete '
+                                          'checkpoint is %s (--nan_policy skip skips such '
+                                          'batches)' % (where, latest_checkpoint(args.run_dir)))
+                for p, saved in zip(running_stats, saved_stats):
+                    for arr, old in zip(p.list_data(), saved):
+                        old.copyto(arr)
+                skipped += 1
+                print('skipped non-finite loss at %s' % where, file=sys.stderr, flush=True)
             iteration += 1
-            steps += 1
+            bar.update()
         bar.close()
         loss = float(loss_sum.asscalar()) / max(steps, 1)
         train_seconds = time.time() - tic
-        metric = evaluate(net, _loader(val_set, 1, False, args.workers, 0, args.seed), ctx,
+        metric = evaluate(net, _loader(val_set, 1, False, args.workers, 0, args.seed)[0], ctx,
                           cls.NUM_CLASS, progress=not args.no_progress)
         pix_acc, miou = metric.get()
         record = {'epoch': epoch, 'phase': args.phase, 'iteration': iteration, 'lr': lr,
                   'loss': loss, 'pixAcc': pix_acc, 'mIoU': miou,
-                  'iou': metric.iou_by_class(cls.CLASSES),
+                  'iou': metric.iou_by_class(cls.CLASSES), 'skipped_batches': skipped,
                   'seconds': time.time() - tic,
                   'images_per_sec': steps * args.batch_size / train_seconds}
         records.append(record)
@@ -219,16 +315,26 @@ def fit(args, ctx=None):
               '| %.0f s, %.2f img/s' % (args.phase, epoch, epochs, iteration, lr, loss,
                                         pix_acc, miou, record['seconds'],
                                         record['images_per_sec']), flush=True)
-        atomic_write_text(log_path, ''.join(json.dumps(r) + '\n' for r in records))
-        plot_curves(records, os.path.join(args.run_dir, 'curves.png'))
-        save_checkpoint(args.run_dir, epoch, net, trainer,
-                        {'iteration': iteration, 'settings': settings})
+        try:
+            atomic_write_text(log_path, ''.join(json.dumps(r) + '\n' for r in records))
+            plot_curves(records, os.path.join(args.run_dir, 'curves.png'))
+            save_checkpoint(args.run_dir, epoch, net, trainer,
+                            {'phase': args.phase, 'iteration': iteration, 'max_iter': max_iter,
+                             'lr': lr, 'seed': args.seed, 'settings': settings})
+        except OSError as err:
+            raise TrainingStopped('phase %d epoch %d: %s' % (args.phase, epoch, err))
     atomic_write(os.path.join(args.run_dir, 'final.params'), net.save_parameters)
     return records
 
 
 def main(argv=None):
-    records = fit(parse_args(argv))
+    """Command-line entry point; returns 0, or 1 when training stopped (TrainingStopped,
+    message on stderr)."""
+    try:
+        records = fit(parse_args(argv))
+    except TrainingStopped as err:
+        print('error: %s' % err, file=sys.stderr, flush=True)
+        return 1
     if records:
         last = records[-1]
         print('final: pixAcc %.4f mIoU %.4f' % (last['pixAcc'], last['mIoU']))

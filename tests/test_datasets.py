@@ -109,3 +109,57 @@ def test_truncated_image_is_an_error_even_if_another_library_allows_them(tmp_pat
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = False
     assert read_image(str(tmp_path / 'full.png')).shape == (64, 64, 3)
+
+
+def _png(path, array, mode=None):
+    Image.fromarray(array, mode=mode).save(path)
+    return str(path)
+
+
+def test_reader_fuzz_gives_the_documented_error_or_conversion(tmp_path):
+    """Truncated, empty, random, wrong-mode and 16-bit files into both readers."""
+    from gluon_deeplab.datasets.base import read_image, read_index_png
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (12, 10, 3), np.uint8)
+    full = _png(tmp_path / 'rgb.png', rgb)
+    data = open(full, 'rb').read()
+    Image.fromarray(rgb).save(tmp_path / 'rgb.jpg', quality=95)
+    jpg = open(tmp_path / 'rgb.jpg', 'rb').read()
+    broken = {'empty.png': b'', 'cut.png': data[:len(data) // 2], 'cut.jpg': jpg[:len(jpg) // 2],
+              'header.png': data[:20], 'noise.png': rng.integers(0, 256, 500, np.uint8).tobytes()}
+    for name, payload in broken.items():
+        (tmp_path / name).write_bytes(payload)
+        with pytest.raises(ValueError, match='cannot read image .*%s' % name):
+            read_image(str(tmp_path / name))
+        with pytest.raises(ValueError, match='cannot read label .*%s' % name):
+            read_index_png(str(tmp_path / name))
+    for reader in (read_image, read_index_png):
+        with pytest.raises(FileNotFoundError, match='missing.png'):
+            reader(str(tmp_path / 'missing.png'))
+
+    assert (read_image(full) == rgb).all()
+    rgba = np.dstack([rgb, np.full((12, 10), 7, np.uint8)])
+    with pytest.warns(UserWarning, match='rgba.png: converted RGBA image to RGB'):
+        assert (read_image(_png(tmp_path / 'rgba.png', rgba)) == rgb).all()
+    grey = rgb[..., 0]
+    with pytest.warns(UserWarning, match='converted L image'):
+        assert (read_image(_png(tmp_path / 'grey.png', grey)) == grey[..., None]).all()
+    palette = Image.fromarray(grey % 4, mode='P')
+    palette.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * 756)
+    palette.save(tmp_path / 'pal.png')
+    with pytest.warns(UserWarning, match='converted P image'):
+        colours = read_image(str(tmp_path / 'pal.png'))
+    assert (colours[grey % 4 == 1] == (255, 0, 0)).all()
+    wide = _png(tmp_path / 'i16.png', grey.astype(np.uint16) * 200)
+    with pytest.raises(ValueError, match='i16.png: I;16-mode image'):
+        read_image(wide)
+
+    assert (read_index_png(str(tmp_path / 'pal.png')) == grey % 4).all()  # indices, not colours
+    assert (read_index_png(_png(tmp_path / 'l.png', grey)) == grey).all()
+    small16 = _png(tmp_path / 'small16.png', (grey % 21).astype(np.uint16))
+    assert (read_index_png(small16) == grey % 21).all()
+    with pytest.raises(ValueError, match='i16.png has 16-bit values up to'):
+        read_index_png(wide)
+    for name, array in (('rgb_label.png', rgb), ('rgba_label.png', rgba)):
+        with pytest.raises(ValueError, match='%s has mode RGBA?; expected' % name):
+            read_index_png(_png(tmp_path / name, array))

@@ -1,8 +1,10 @@
 import json
+import sys
 import os
 
 import mxnet as mx
 import numpy as np
+import pytest
 from mxnet import gluon
 
 from conftest import SAMPLE, max_abs_diff
@@ -79,3 +81,191 @@ def test_trains_on_the_shipped_sample_logs_checkpoints_and_resumes(tmp_path, cap
     for key in ('phase', 'lr', 'loss', 'pixAcc', 'mIoU', 'iou', 'seconds', 'images_per_sec'):
         assert key in records[1]
     assert 0 <= records[1]['pixAcc'] <= 1 and len(records[1]['iou']) == 11
+
+
+# --- faults: kills, non-finite losses, bad settings, unusable run folders ------------------
+
+#: Runs ``train.main`` in a subprocess that SIGKILLs itself: ``step N`` just before the
+#: N-th training step, ``write NAME`` once NAME's temporary file is written, before the
+#: rename that would complete it.
+_KILLER = '''
+import os, signal, sys
+import gluon_deeplab.train as train
+mode, where = sys.argv[1:3]
+if mode == 'step':
+    real_step, calls = train.train_step, []
+    def train_step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == int(where):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_step(*args, **kwargs)
+    train.train_step = train_step
+elif mode == 'write':
+    real_replace = os.replace
+    def replace(src, dst):
+        if os.path.basename(dst) == where:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_replace(src, dst)
+    os.replace = replace
+sys.exit(train.main(sys.argv[3:]))
+'''
+
+
+def _run(tmp_path, name, mode='none', where='0', resume=False, timeout=240):
+    import subprocess
+    import sys
+    run = str(tmp_path / name)
+    args = ['--dataset', 'camvid', '--data_dir', SAMPLE, '--crop_size', '48', '--batch_size',
+            '4', '--workers', '0', '--run_dir', run, '--no_progress', '--train_epochs', '2']
+    if resume:
+        args += ['--resume', run]
+    script = tmp_path / 'killer.py'
+    script.write_text(_KILLER)
+    proc = subprocess.run([sys.executable, str(script), mode, where] + args, timeout=timeout,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return run, proc
+
+
+def _log(run):
+    with open(os.path.join(run, 'log.jsonl')) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_killed_runs_resume_to_the_uninterrupted_result(tmp_path):
+    import signal
+    whole, proc = _run(tmp_path, 'whole')
+    assert proc.returncode == 0, proc.stdout
+    expected = mx.nd.load(os.path.join(whole, 'final.params'))
+    for name, mode, where in (('mid_epoch', 'step', '9'),
+                              ('mid_write', 'write', 'epoch_0002.states')):
+        run, proc = _run(tmp_path, name, mode, where)
+        assert proc.returncode == -signal.SIGKILL, proc.stdout
+        assert not os.path.exists(os.path.join(run, 'epoch_0002.json'))
+        if mode == 'write':  # the kill landed mid-checkpoint
+            assert [f for f in os.listdir(run) if f.startswith('.tmp-')]
+        run, proc = _run(tmp_path, name, resume=True)
+        assert proc.returncode == 0, proc.stdout
+        assert 'epoch_0001.json: epoch 1, iteration 6' in proc.stdout
+        assert not [f for f in os.listdir(run) if f.startswith('.tmp-')]
+        got = mx.nd.load(os.path.join(run, 'final.params'))
+        assert sorted(got) == sorted(expected)
+        for k in expected:
+            assert max_abs_diff(got[k], expected[k]) < 1e-5, (name, k)
+        for a, b in zip(_log(run), _log(whole)):
+            for key in ('epoch', 'phase', 'iteration', 'lr', 'loss', 'pixAcc', 'mIoU'):
+                assert abs(a[key] - b[key]) < 1e-5, (name, key)
+        assert [r['epoch'] for r in _log(run)] == [1, 2]
+        for f in os.listdir(run):
+            if f.endswith('.params'):
+                mx.nd.load(os.path.join(run, f))  # every file left is whole
+
+
+def _sample_args(tmp_path, *extra):
+    return parse_args(['--dataset', 'camvid', '--data_dir', SAMPLE, '--crop_size', '48',
+                       '--batch_size', '4', '--workers', '0', '--no_progress',
+                       '--run_dir', str(tmp_path / 'run')] + list(extra))
+
+
+def _poison_step(monkeypatch, bad_calls):
+    """Make training steps number ``bad_calls`` see a NaN image batch (which makes the
+    first BatchNorm's batch statistics NaN) and give a NaN loss (ReLU turns NaN
+    activations into zeros, so NaN images alone need not reach the loss)."""
+    import gluon_deeplab.train as train
+    real_step, calls = train.train_step, []
+
+    def train_step(net, loss_fn, trainer, data, label, ctx, **kwargs):
+        calls.append(1)
+        if len(calls) in bad_calls:
+            data, real_loss = data * float('nan'), loss_fn
+            loss_fn = lambda out, y: real_loss(out, y) * float('nan')  # noqa: E731
+        return real_step(net, loss_fn, trainer, data, label, ctx, **kwargs)
+    monkeypatch.setattr(train, 'train_step', train_step)
+
+
+def test_non_finite_loss_stops_naming_iteration_and_images(tmp_path, monkeypatch, capsys):
+    from gluon_deeplab.train import _loader, fit, TrainingStopped
+    from gluon_deeplab.datasets import CamVidSegmentation
+    _poison_step(monkeypatch, {9})
+    args = _sample_args(tmp_path, '--train_epochs', '2')
+    with pytest.raises(TrainingStopped) as err:
+        fit(args)
+    batch = _loader(CamVidSegmentation(SAMPLE, 'train', seed=0), 4, True, 0, 2, 0)[1][2]
+    ids = [os.path.splitext(os.path.basename(CamVidSegmentation(SAMPLE).pairs[i][0]))[0]
+           for i in batch]
+    msg = str(err.value)
+    assert 'epoch 2 iteration 9: loss is nan; batch images: %s' % ', '.join(ids) in msg
+    assert msg.endswith('(--nan_policy skip skips such batches)')
+    assert 'epoch_0001.json' in msg and os.path.isfile(args.run_dir + '/epoch_0001.params')
+    assert not os.path.exists(args.run_dir + '/epoch_0002.json')
+    monkeypatch.setattr(sys, 'argv', ['train'])
+    _poison_step(monkeypatch, {3})
+    assert main(['--dataset', 'camvid', '--data_dir', SAMPLE, '--crop_size', '48', '--workers',
+                 '0', '--batch_size', '4', '--train_epochs', '1', '--no_progress',
+                 '--run_dir', str(tmp_path / 'other')]) == 1
+    assert 'error: non-finite loss at phase 1 epoch 1 iteration 3' in capsys.readouterr().err
+
+
+def test_skipped_non_finite_batches_leave_weights_and_statistics_finite(tmp_path, monkeypatch):
+    from gluon_deeplab.train import fit
+    _poison_step(monkeypatch, {2, 5})
+    args = _sample_args(tmp_path, '--train_epochs', '1', '--nan_policy', 'skip')
+    records = fit(args)
+    assert records[0]['skipped_batches'] == 2 and records[0]['iteration'] == 6
+    params = mx.nd.load(args.run_dir + '/final.params')
+    assert all(np.isfinite(v.asnumpy()).all() for v in params.values())
+    assert np.isfinite(records[0]['loss'])
+
+
+def test_phase_two_refuses_a_checkpoint_of_another_network(tmp_path):
+    run = str(tmp_path / 'phase1')
+    assert main(['--dataset', 'camvid', '--data_dir', SAMPLE, '--crop_size', '48', '--workers',
+                 '0', '--batch_size', '4', '--max_iter', '1', '--no_progress',
+                 '--run_dir', run]) == 0
+    init = ['--init_checkpoint', run + '/final.params', '--dataset', 'camvid',
+            '--output_stride', '8', '--freeze_batch_norm', '1']
+    build_network(parse_args(init), [mx.cpu()])  # same network, other stride: fine
+    with pytest.raises(ValueError, match=r"final.params was trained with another network: "
+                                         r"head 'aspp' there, 'vortex' here"):
+        build_network(parse_args(init + ['--aspp_or_vortex', '2']), [mx.cpu()])
+    with pytest.raises(ValueError, match=r"num_classes 11 there, 21 here"):
+        build_network(parse_args(init + ['--dataset', 'voc_aug']), [mx.cpu()])
+    for f in os.listdir(run):  # a bare .params file: the loader's complaint, with context
+        if f.startswith('epoch_'):
+            os.remove(os.path.join(run, f))
+    with pytest.raises(ValueError, match=r'final.params does not fit a vortex network with 11'):
+        build_network(parse_args(init + ['--aspp_or_vortex', '2']), [mx.cpu()])
+
+
+def test_unusable_run_folder_is_reported_before_training(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+    from gluon_deeplab import train
+    (tmp_path / 'a_file').write_text('')
+    args = _sample_args(tmp_path, '--max_iter', '1')
+    args.run_dir = str(tmp_path / 'a_file' / 'run')
+    with pytest.raises(PermissionError, match='run folder .*a_file/run is not writable'):
+        train.fit(args)
+    usage = namedtuple('usage', 'total used free')
+    monkeypatch.setattr(shutil, 'disk_usage', lambda path: usage(10 ** 9, 10 ** 9, 10 ** 6))
+    args.run_dir = str(tmp_path / 'run')
+    with pytest.raises(OSError, match=r'run folder .*run has 1 MB free; a checkpoint and '
+                                      r'final.params need \d+ MB'):
+        train.fit(args)
+    assert not os.path.exists(os.path.join(args.run_dir, 'log.jsonl'))
+
+
+def test_training_refuses_val_images_in_the_training_list(tmp_path):
+    import shutil
+    from gluon_deeplab.train import fit
+    data = tmp_path / 'camvid'
+    shutil.copytree(SAMPLE, data)
+    val_lines = (data / 'val.txt').read_text().splitlines()
+    with open(data / 'train.txt', 'a') as f:
+        f.write('\n'.join(val_lines[:3]) + '\n')
+    args = _sample_args(tmp_path, '--max_iter', '1')
+    args.data_dir = str(data)
+    with pytest.raises(ValueError, match=r'3 images of the training list .* are also in the '
+                                         r'evaluation list \(val\), e\.g\. .*--allow_overlap'):
+        fit(args)
+    args.allow_overlap = True
+    assert fit(args)[0]['iteration'] == 1

@@ -9,7 +9,7 @@ from PIL import Image, ImageFile
 
 from ..loss import IGNORE_LABEL
 
-__all__ = ['SegmentationDataset', 'read_image', 'check_label']
+__all__ = ['SegmentationDataset', 'read_image', 'read_index_png', 'check_label']
 
 
 @contextlib.contextmanager
@@ -25,12 +25,16 @@ def _strict_decoding():
 
 
 def read_image(path):
-    """(H, W, 3) uint8 RGB array of an image file; other modes (grey, RGBA, palette) are
-    converted with a warning naming the file. Raises FileNotFoundError, or ValueError
-    naming the file if it cannot be decoded completely (corrupt or truncated)."""
+    """(H, W, 3) uint8 RGB array of an image file. 8-bit grey, RGBA, CMYK and palette
+    images are converted to RGB with a warning naming the file. Raises
+    FileNotFoundError, or ValueError naming the file if it cannot be decoded completely
+    (empty, corrupt or truncated) or has more than 8 bits per channel (16-bit, float)."""
     try:
         with _strict_decoding(), Image.open(path) as img:
             img.load()
+            if img.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'F'):
+                raise ValueError('%s-mode image (more than 8 bits per channel); expected '
+                                 '8-bit RGB' % img.mode)
             if img.mode != 'RGB':
                 warnings.warn('%s: converted %s image to RGB' % (path, img.mode))
                 img = img.convert('RGB')
@@ -65,7 +69,8 @@ class SegmentationDataset(Dataset):
 
     Raises FileNotFoundError naming the folder, list or file that is missing; item access
     raises ValueError naming the file whose image and label sizes differ or whose label
-    values are out of range.
+    values are out of range, unless ``skip_bad_samples`` is set: then a bad sample is
+    replaced by the next good one, with a warning.
     """
     NUM_CLASS = 0
     CLASSES = ()
@@ -78,6 +83,7 @@ class SegmentationDataset(Dataset):
                                     % (type(self).__name__, root))
         self.root, self.split, self.transform = root, split, transform
         self.seed, self.epoch = seed, 0
+        self.skip_bad_samples = False
         self.pairs = self._pairs(split)
         if not self.pairs:
             raise ValueError('%s split %r of %s lists no images' % (type(self).__name__,
@@ -113,7 +119,14 @@ class SegmentationDataset(Dataset):
     def __len__(self):
         return len(self.pairs)
 
-    def __getitem__(self, idx):
+    def image_id(self, idx):
+        """Sample ``idx``'s image file name without folder and extension (VOC's id)."""
+        return os.path.splitext(os.path.basename(self.pairs[idx][0]))[0]
+
+    def load(self, idx):
+        """Sample ``idx`` as read and checked, before ``transform``: ``(img (H, W, 3)
+        uint8 RGB, label (H, W) uint8)``. Raises FileNotFoundError or ValueError naming
+        the file (unreadable, sizes differ, label values out of range)."""
         img_path, label_path = self.pairs[idx]
         img = read_image(img_path)
         label = self._read_label(label_path)
@@ -122,6 +135,20 @@ class SegmentationDataset(Dataset):
                              % (img_path, img.shape[0], img.shape[1], label_path,
                                 label.shape[0], label.shape[1]))
         check_label(label, self.NUM_CLASS, label_path)
+        return img, label
+
+    def __getitem__(self, idx):
+        for attempt in range(len(self)):
+            try:
+                img, label = self.load((idx + attempt) % len(self))
+                break
+            except (FileNotFoundError, ValueError) as err:
+                if not self.skip_bad_samples:
+                    raise
+                # Went bad after the start-up check: use the next sample that loads.
+                warnings.warn('skipped bad sample: %s' % err)
+        else:
+            raise ValueError('no sample of %s loads' % self.root)
         if self.transform is None:
             return img, label
         rng = np.random.default_rng([self.seed, self.epoch, idx])
@@ -129,14 +156,23 @@ class SegmentationDataset(Dataset):
 
 
 def read_index_png(path):
-    """(H, W) uint8 array of a single-channel or palette PNG of class indices.
-    Raises ValueError naming the file for RGB or other multi-channel labels."""
+    """(H, W) uint8 array of a PNG of class indices: single-channel 8-bit (L), palette
+    (P, the indices, not the colours), or 16-bit (I;16, converted when every value is
+    below 256). Raises FileNotFoundError, or ValueError naming the file for RGB or other
+    multi-channel labels, 16-bit values above 255, and unreadable files."""
     try:
         with _strict_decoding(), Image.open(path) as img:
-            if img.mode not in ('L', 'P'):
-                raise ValueError('label %s has mode %s; expected a single-channel (L) or '
-                                 'palette (P) PNG of class indices' % (path, img.mode))
-            return np.asarray(img, dtype=np.uint8)
+            img.load()
+            if img.mode in ('L', 'P'):
+                return np.asarray(img, dtype=np.uint8)
+            if img.mode in ('I', 'I;16', 'I;16B', 'I;16L'):
+                label = np.asarray(img)
+                if label.size and (label.min() < 0 or label.max() > 255):
+                    raise ValueError('label %s has 16-bit values up to %d; expected class '
+                                     'indices below 256' % (path, label.max()))
+                return label.astype(np.uint8)
+            raise ValueError('label %s has mode %s; expected a single-channel (L) or '
+                             'palette (P) PNG of class indices' % (path, img.mode))
     except FileNotFoundError:
         raise FileNotFoundError('label not found: %s' % path)
     except (OSError, SyntaxError) as err:

@@ -1,0 +1,64 @@
+import errno
+import os
+
+import pytest
+
+from gluon_deeplab.checkpoint import (check_same_network, latest_checkpoint,
+                                      remove_temporary_files, save_checkpoint)
+
+
+class _Writer:
+    """Stands in for a network (save_parameters) and a trainer (save_states)."""
+
+    def __init__(self, text, fail=False):
+        self.text, self.fail = text, fail
+
+    def save(self, path):
+        with open(path, 'w') as f:
+            f.write(self.text[:3])
+            if self.fail:  # what a full disk does halfway through a write
+                raise OSError(errno.ENOSPC, 'No space left on device')
+            f.write(self.text[3:])
+
+    save_parameters = save_states = save
+
+
+def test_a_failed_write_keeps_the_previous_checkpoint_whole(tmp_path):
+    run = str(tmp_path)
+    first = save_checkpoint(run, 1, _Writer('params-1'), _Writer('states-1'), {'iteration': 5})
+    with pytest.raises(OSError, match='epoch 2 not written .*No space.*still .*epoch_0001.json'):
+        save_checkpoint(run, 2, _Writer('params-2'), _Writer('states-2', fail=True),
+                        {'iteration': 10})
+    assert latest_checkpoint(run) == first
+    assert (tmp_path / 'epoch_0001.params').read_text() == 'params-1'
+    assert (tmp_path / 'epoch_0001.states').read_text() == 'states-1'
+    assert not (tmp_path / 'epoch_0002.states').exists()
+    assert not (tmp_path / 'epoch_0002.json').exists()
+    assert not [f for f in os.listdir(run) if f.startswith('.tmp-')]
+
+
+def test_only_the_newest_two_complete_checkpoints_are_kept(tmp_path):
+    for epoch in (1, 2, 3):
+        save_checkpoint(str(tmp_path), epoch, _Writer('p'), _Writer('s'), {})
+    assert sorted(os.listdir(tmp_path)) == ['epoch_0002.json', 'epoch_0002.params',
+                                            'epoch_0002.states', 'epoch_0003.json',
+                                            'epoch_0003.params', 'epoch_0003.states']
+
+
+def test_a_checkpoint_without_its_json_is_not_complete(tmp_path):
+    save_checkpoint(str(tmp_path), 1, _Writer('p'), _Writer('s'), {})
+    (tmp_path / 'epoch_0002.params').write_text('p')  # killed before .states and .json
+    (tmp_path / '.tmp-abc').write_text('half')
+    assert latest_checkpoint(str(tmp_path)).endswith('epoch_0001.json')
+    assert remove_temporary_files(str(tmp_path)) == [str(tmp_path / '.tmp-abc')]
+
+
+def test_network_differences_are_named():
+    saved = {'head': 'aspp', 'dataset': 'voc_aug', 'base_architecture': 'resnet50_v2',
+             'multi_grid': [1, 2, 4], 'output_stride': 16}
+    check_same_network(saved, dict(saved, output_stride=8, multi_grid=(1, 2, 4)), 'x')
+    with pytest.raises(ValueError, match=r"x was trained .*head 'aspp' there, 'vortex' here; "
+                                         r"num_classes 21 there, 11 here"):
+        check_same_network(saved, dict(saved, head='vortex', num_classes=11), 'x')
+    with pytest.raises(ValueError, match="base_architecture 'resnet50_v2' there, 'resnet101_v2'"):
+        check_same_network(saved, dict(saved, base_architecture='resnet101_v2'), 'x')
