@@ -10,7 +10,7 @@ element, whatever k is.
 """
 from mxnet.gluon import nn
 
-__all__ = ['BoxAvgPool2D']
+__all__ = ['BoxAvgPool2D', 'CascadeAvgPool2D', 'POOLINGS']
 
 
 def _band(F, x, axis, radius):
@@ -46,3 +46,51 @@ class BoxAvgPool2D(nn.HybridBlock):
 
     def __repr__(self):
         return '%s(pool_size=%d)' % (self.__class__.__name__, self.pool_size)
+
+
+def _sum3(F, x, axis, dilation):
+    """Valid 3-tap sum with taps ``dilation`` apart along ``axis``: length L -> L - 2d."""
+    d = dilation
+    return (F.slice_axis(x, axis=axis, begin=0, end=-2 * d)
+            + F.slice_axis(x, axis=axis, begin=d, end=-d)
+            + F.slice_axis(x, axis=axis, begin=2 * d, end=None))
+
+
+class CascadeAvgPool2D(nn.HybridBlock):
+    """``BoxAvgPool2D(pool_size)`` for ``pool_size`` = 3^n computed as Vortex Pooling's
+    cascade (Xie et al. 2018, Sec. 3.3, Fig. 4): the (3k) x (3k) average is the k x k
+    average followed by a 3 x 3 average with dilation k, so 27 = 3, then 3 dilated 3, then
+    3 dilated 9.
+
+    The cascade is exact at the borders only if every intermediate map is computed on a
+    canvas padded for the largest window (padding each stage to "same" size is wrong near
+    the borders): the input is zero-padded once by (pool_size - 1) / 2 and each stage is
+    a *valid* 3-tap sum per axis, which shrinks the canvas back to the input's size.
+    Input and output (N, C, H, W) float32. Raises ValueError if ``pool_size`` is not a
+    power of 3.
+    """
+
+    def __init__(self, pool_size, **kwargs):
+        super(CascadeAvgPool2D, self).__init__(**kwargs)
+        levels = 0
+        while 3 ** levels < pool_size:
+            levels += 1
+        if pool_size != 3 ** levels or levels == 0:
+            raise ValueError('pool_size must be a power of 3 (3, 9, 27, ...), got %r'
+                             % (pool_size,))
+        self.pool_size, self.levels = int(pool_size), levels
+
+    def hybrid_forward(self, F, x):
+        pad = self.pool_size // 2
+        x = F.pad(x, mode='constant', pad_width=(0, 0, 0, 0, pad, pad, pad, pad))
+        for level in range(self.levels):
+            x = _sum3(F, _sum3(F, x, 2, 3 ** level), 3, 3 ** level)
+        return x * (1.0 / (self.pool_size * self.pool_size))
+
+    def __repr__(self):
+        return '%s(pool_size=%d)' % (self.__class__.__name__, self.pool_size)
+
+
+#: ``pooling`` name of the Vortex heads -> the pool class. Both give the same maps; box sums
+#: were the faster on the 2-core CPU measured (``scripts/bench.py --pools``), so the default.
+POOLINGS = {'box': BoxAvgPool2D, 'cascade': CascadeAvgPool2D}

@@ -40,7 +40,8 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
     Parameters
     ----------
     head : str
-        ``'aspp'`` or ``'vortex'``.
+        ``'aspp'``, ``'vortex'`` (Module B) or ``'vortex_a'`` (Module A); a key of
+        ``heads.HEADS``. ``head_kwargs`` go to its class (Vortex: ``pooling``).
     output_stride : int
         16 or 8 (trunk dilation and, for ASPP, the atrous rates follow it).
     num_classes : int

@@ -8,9 +8,10 @@ classifier live once in ``ContextHead``.
 from mxnet.gluon import nn
 from mxnet.gluon.contrib.nn import HybridConcurrent
 
-from .box_pool import BoxAvgPool2D
+from .box_pool import POOLINGS
 
-__all__ = ['ContextHead', 'ASPP', 'VortexPooling', 'HEADS', 'HEAD_BY_NUMBER', 'aspp_rates']
+__all__ = ['ContextHead', 'ASPP', 'VortexPooling', 'VortexModuleA', 'HEADS', 'HEAD_BY_NUMBER',
+           'aspp_rates']
 
 
 def _conv_bn_relu(channels, kernel, dilation=1, norm_kwargs=None):
@@ -88,25 +89,48 @@ class VortexPooling(ContextHead):
     """Vortex Pooling (Xie et al. 2018, arXiv:1804.06242, Sec. 3.2, Module B, Fig. 3c): a 1x1
     branch; for each r in ``rates`` a stride-1 r x r average pooling followed by a 3x3
     atrous conv of rate r (the pooling grows with the rate); and image pooling.
-    The pools are box sums (``BoxAvgPool2D``), equal to zero-padded ``AvgPool2D``."""
 
-    def __init__(self, num_classes, rates=(3, 9, 27), **kwargs):
-        self.rates = tuple(rates)
+    ``pooling`` picks how the zero-padded average pools are computed, with equal results:
+    ``'box'`` (separable box sums, ``BoxAvgPool2D``) or ``'cascade'`` (the paper's
+    Fig. 4, ``CascadeAvgPool2D``; pool sizes must be powers of 3). Raises ValueError
+    for another name.
+    """
+    #: Pool size before each atrous branch; None: the branch's rate (Module B).
+    POOL_SIZE = None
+
+    def __init__(self, num_classes, rates=(3, 9, 27), pooling='box', **kwargs):
+        if pooling not in POOLINGS:
+            raise ValueError('unknown pooling %r; valid names: %s'
+                             % (pooling, ', '.join(sorted(POOLINGS))))
+        self.rates, self.pooling = tuple(rates), pooling
         super(VortexPooling, self).__init__(num_classes, **kwargs)
 
     def _branches(self, channels, norm_kwargs):
         branches = [_conv_bn_relu(channels, 1, norm_kwargs=norm_kwargs)]
         for r in self.rates:
             branch = nn.HybridSequential(prefix='')
-            branch.add(BoxAvgPool2D(r), _conv_bn_relu(channels, 3, r, norm_kwargs))
+            branch.add(POOLINGS[self.pooling](self.POOL_SIZE or r),
+                       _conv_bn_relu(channels, 3, r, norm_kwargs))
             branches.append(branch)
         return branches + [ImagePooling(channels, norm_kwargs)]
+
+
+class VortexModuleA(VortexPooling):
+    """Vortex Pooling's Module A (Xie et al. 2018, Sec. 3.2, Fig. 3b), the paper's ablation:
+    the same branches as Module B but one fixed 3 x 3 average pooling before every atrous
+    branch (rates 3/9/27)."""
+    POOL_SIZE = 3
+
+
+def _vortex_rates(output_stride):
+    return (3, 9, 27)
 
 
 #: Head name -> (class, rates for an output stride).
 HEADS = {
     'aspp': (ASPP, aspp_rates),
-    'vortex': (VortexPooling, lambda output_stride: (3, 9, 27)),
+    'vortex': (VortexPooling, _vortex_rates),
+    'vortex_a': (VortexModuleA, _vortex_rates),
 }
 
 #: ``--aspp_or_vortex`` number -> head name (the original scripts' flag).

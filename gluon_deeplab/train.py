@@ -28,7 +28,7 @@ from .datasets.checks import check_overlap, drop_bad_samples
 from .deeplab import get_deeplab
 from .devices import parse_contexts
 from .evaluate import evaluate
-from .heads import HEAD_BY_NUMBER
+from .heads import HEAD_BY_NUMBER, HEADS
 from .loss import IGNORE_LABEL, SoftmaxCrossEntropyLoss
 from .plot import plot_curves
 from .schedule import poly_lr
@@ -56,8 +56,9 @@ def parse_args(argv=None):
     g = p.add_argument_group('network')
     g.add_argument('--aspp_or_vortex', type=int, default=1, choices=(1, 2),
                    help='context head: 1 = ASPP, 2 = Vortex Pooling')
-    g.add_argument('--head', choices=sorted(HEAD_BY_NUMBER.values()),
-                   help='readable alias of --aspp_or_vortex (wins if both are given)')
+    g.add_argument('--head', choices=sorted(HEADS),
+                   help='aspp, vortex (Module B) or vortex_a (the paper\'s Module A '
+                        'ablation); wins over --aspp_or_vortex if both are given')
     g.add_argument('--base_architecture', default='resnet50_v2',
                    help='resnet50_v2 or resnet101_v2 (resnet_v2_50 / _101 accepted)')
     g.add_argument('--output_stride', type=int, default=16, choices=(8, 16))
@@ -93,7 +94,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.head is None:
         args.head = HEAD_BY_NUMBER[args.aspp_or_vortex]
-    args.aspp_or_vortex = {v: k for k, v in HEAD_BY_NUMBER.items()}[args.head]
+    args.aspp_or_vortex = {v: k for k, v in HEAD_BY_NUMBER.items()}.get(args.head)
     args.base_architecture = BACKBONE_ALIASES.get(args.base_architecture,
                                                   args.base_architecture)
     args.multi_grid = tuple(int(g) for g in args.multi_grid.split(','))

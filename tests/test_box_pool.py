@@ -4,14 +4,17 @@ from mxnet import autograd
 from mxnet.gluon import nn
 
 from conftest import max_abs_diff
-from gluon_deeplab.box_pool import BoxAvgPool2D
+from gluon_deeplab.box_pool import BoxAvgPool2D, CascadeAvgPool2D
 
 
 @pytest.mark.parametrize('k', [3, 9, 27])
 @pytest.mark.parametrize('shape', [(2, 3, 33, 40), (1, 4, 9, 7), (1, 2, 1, 30)])
-def test_equals_zero_padded_avg_pool_forward_and_backward(k, shape):
+@pytest.mark.parametrize('pool_cls', [BoxAvgPool2D, CascadeAvgPool2D])
+def test_equals_zero_padded_avg_pool_forward_and_backward(k, shape, pool_cls):
+    """Borders included, and maps smaller than the window (9 x 7 and 1 x 30 with k = 27)."""
     ref_pool = nn.AvgPool2D(k, 1, k // 2, count_include_pad=True)
-    box = BoxAvgPool2D(k)
+    box = pool_cls(k)
+    box.hybridize()
     x = mx.nd.random.normal(shape=shape)
     head_grad = mx.nd.random.normal(shape=shape)
     grads = []
@@ -41,3 +44,9 @@ def test_hybridized_at_two_sizes():
 def test_rejects_even_or_non_integer_sizes(k):
     with pytest.raises(ValueError, match='odd'):
         BoxAvgPool2D(k)
+
+
+@pytest.mark.parametrize('k', [1, 5, 18])
+def test_cascade_needs_a_power_of_three(k):
+    with pytest.raises(ValueError, match='power of 3'):
+        CascadeAvgPool2D(k)

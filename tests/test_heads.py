@@ -1,8 +1,9 @@
 import mxnet as mx
 import pytest
 
-from gluon_deeplab.box_pool import BoxAvgPool2D
-from gluon_deeplab.heads import ASPP, VortexPooling, aspp_rates
+from conftest import max_abs_diff
+from gluon_deeplab.box_pool import BoxAvgPool2D, CascadeAvgPool2D
+from gluon_deeplab.heads import ASPP, VortexModuleA, VortexPooling, aspp_rates
 
 
 def _convs(block):
@@ -56,3 +57,28 @@ def test_image_pooling_branch_is_spatially_constant():
     pooled = head.branches[4](mx.nd.random.normal(shape=(1, 6, 5, 7))).asnumpy()
     assert pooled.shape == (1, 4, 5, 7)
     assert (pooled == pooled[:, :, :1, :1]).all()
+
+
+def _pool_sizes(head):
+    return [b[0].pool_size for b in list(head.branches)[1:4]]
+
+
+def test_module_a_pools_3x3_before_every_atrous_branch():
+    head = VortexModuleA(5, channels=8)
+    assert _pool_sizes(head) == [3, 3, 3] and head.rates == (3, 9, 27)
+    assert _pool_sizes(VortexPooling(5, channels=8)) == [3, 9, 27]
+
+
+def test_cascade_and_box_pooling_give_the_same_head():
+    x = mx.nd.random.normal(shape=(2, 16, 10, 13))
+    box, cascade = (VortexPooling(5, channels=8, pooling=p) for p in ('box', 'cascade'))
+    for head in (box, cascade):
+        head.initialize(mx.init.Xavier())
+        head(x)
+    cascade_params = cascade._collect_params_with_prefix()
+    for name, param in box._collect_params_with_prefix().items():  # same names, same values
+        cascade_params[name].set_data(param.data())
+    assert isinstance(cascade.branches[3][0], CascadeAvgPool2D)
+    assert max_abs_diff(box(x), cascade(x)) < 1e-5
+    with pytest.raises(ValueError, match="unknown pooling 'sum'; valid names: box, cascade"):
+        VortexPooling(5, pooling='sum')
