@@ -31,6 +31,7 @@ from .evaluate import evaluate
 from .heads import HEAD_BY_NUMBER, HEADS
 from .loss import IGNORE_LABEL, SoftmaxCrossEntropyLoss
 from .plot import plot_curves
+from .precision import set_precision
 from .schedule import poly_lr
 from .transforms import EvalTransform, TrainTransform
 
@@ -74,6 +75,9 @@ def parse_args(argv=None):
     g.add_argument('--initial_learning_rate', type=float, default=7e-3)
     g.add_argument('--lr_power', type=float, default=0.9, help='poly learning-rate power')
     g.add_argument('--momentum', type=float, default=0.9)
+    g.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'),
+                   help='bfloat16: convolutions in bf16 mixed precision (CPUs with '
+                        'avx512_bf16/AMX); parameters and checkpoints stay float32')
     g.add_argument('--weight_decay', type=float, default=1e-4,
                    help='L2 on convolution weights (not on BatchNorm or biases)')
     g.add_argument('--max_iter', type=int, default=None,
@@ -213,6 +217,7 @@ def fit(args, ctx=None):
     checkpoint that cannot be written; the last complete checkpoint is kept.
     """
     ctx = ctx or parse_contexts(args.gpus)
+    set_precision(args.dtype)
     mx.random.seed(args.seed)
     cls = DATASETS[args.dataset]
     train_set = get_dataset(args.dataset, args.data_dir, cls.TRAIN_SPLIT,

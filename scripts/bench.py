@@ -1,28 +1,72 @@
-"""Time DeepLabV3 training steps and inference per head (median of timed iterations).
+"""Benchmark: our DeepLabV3 (ASPP, Vortex) against GluonCV's DeepLabV3, one process, one run.
 
-    python scripts/bench.py --size 192 --batch_size 4 --output_stride 16
+    python scripts/bench.py --size 320 --batch_size 2                  # float32, CPU
+    python scripts/bench.py --size 320 --batch_size 2 --dtype bfloat16 # bf16 mixed precision
+    python scripts/bench.py --gpus 0 --dtype float16                   # on a GPU
+    python scripts/bench.py --eval_data ../shared/data/camvid          # + one CamVid val pass
 
-Rows: ASPP, Vortex Pooling with the box-sum pools (``BoxAvgPool2D``, the default), and
-Vortex Pooling with MXNet's ``AvgPool2D`` for comparison. Prints a Markdown table.
+Rows: our ASPP, Vortex (Module B) and Module A at output stride 16 and 8, and
+``gluoncv.model_zoo.deeplabv3.DeepLabV3`` (ResNet50, dilated to output stride 8, no
+auxiliary head) at the same input and batch size, all randomly initialised. Per row:
+training step (forward + backward + SGD update) and inference images/s, median over
+``--iters`` timed iterations after ``--warmup``; peak resident memory while the row ran
+(GPU: memory in use after it); parameter count; training and inference speed relative
+to GluonCV. Then the Vortex pools alone (box sums, the paper's cascade, ``AvgPool2D``),
+forward + backward, on the trunk's output at this size. Prints Markdown tables and
+writes everything to ``--json``.
+
+With ``--eval_data``, one evaluation pass over CamVid val (DataLoader, inference, metric)
+with our ASPP network at ``--eval_stride``, and the share of it that the data loading
+alone and the metric alone take.
 """
 import argparse
+import json
+import os
 import statistics
+import sys
+import threading
 import time
 
 import mxnet as mx
 from mxnet import autograd, gluon
-from mxnet.gluon import nn
 
-from gluon_deeplab import heads
+from gluon_deeplab.box_pool import POOLINGS
 from gluon_deeplab.deeplab import get_deeplab
+from gluon_deeplab.devices import parse_contexts
 from gluon_deeplab.loss import SoftmaxCrossEntropyLoss
+from gluon_deeplab.precision import set_precision
+
+NUM_CLASSES = 11
 
 
-def _avg_pool2d(k):
-    return nn.AvgPool2D(k, 1, k // 2, count_include_pad=True)
+class PeakRSS(object):
+    """Peak resident memory (bytes) of this process while the ``with`` block runs, sampled
+    every 5 ms from /proc/self/status (Linux)."""
+
+    def __enter__(self):
+        self.peak, self._stop = self._rss(), threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self):
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self._rss())
+
+    @staticmethod
+    def _rss():
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) * 1024
+        return 0
 
 
-def _median_seconds(fn, warmup, iters):
+def median_seconds(fn, warmup, iters):
     for _ in range(warmup):
         fn()
     mx.nd.waitall()
@@ -35,51 +79,156 @@ def _median_seconds(fn, warmup, iters):
     return statistics.median(times)
 
 
-def bench(head, pool, args):
-    original = heads.BoxAvgPool2D
-    heads.BoxAvgPool2D = _avg_pool2d if pool == 'AvgPool2D' else original
-    try:
-        net = get_deeplab(head, args.output_stride, num_classes=11)
-    finally:
-        heads.BoxAvgPool2D = original
-    net.initialize(mx.init.Xavier())
+def gluoncv_deeplab(size):
+    from gluoncv.model_zoo.deeplabv3 import DeepLabV3
+    return DeepLabV3(NUM_CLASSES, backbone='resnet50', aux=False, pretrained_base=False,
+                     crop_size=size)
+
+
+def bench_network(net, args, ctx):
+    net.initialize(mx.init.Xavier(), ctx=ctx, force_reinit=True)
     net.hybridize(static_alloc=True, static_shape=True)
-    trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 1e-3, 'momentum': 0.9})
+    trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 1e-4, 'momentum': 0.9})
     loss_fn = SoftmaxCrossEntropyLoss()
-    x = mx.nd.random.normal(shape=(args.batch_size, 3, args.size, args.size))
-    y = mx.nd.random.randint(0, 11, shape=(args.batch_size, args.size, args.size))
+    per_device = args.batch_size // len(ctx)
+    xs = [mx.nd.random.normal(shape=(per_device, 3, args.size, args.size), ctx=c) for c in ctx]
+    ys = [mx.nd.random.randint(0, NUM_CLASSES, shape=(per_device, args.size, args.size), ctx=c)
+          for c in ctx]
+
+    def logits(x):
+        out = net(x)
+        return out[0] if isinstance(out, (list, tuple)) else out  # GluonCV returns a tuple
 
     def train_step():
         with autograd.record():
-            loss = loss_fn(net(x), y)
-        loss.backward()
+            losses = [loss_fn(logits(x), y) for x, y in zip(xs, ys)]
+        autograd.backward(losses)
         trainer.step(1)
 
-    train = _median_seconds(train_step, args.warmup, args.iters)
-    infer = _median_seconds(lambda: net(x), args.warmup, args.iters)
-    return args.batch_size / train, args.batch_size / infer
+    with PeakRSS() as rss:
+        train = median_seconds(train_step, args.warmup, args.iters)
+        infer = median_seconds(lambda: [logits(x) for x in xs], args.warmup, args.iters)
+    params = sum(p.data(ctx[0]).size for p in net.collect_params().values())
+    memory = (mx.context.gpu_memory_info(ctx[0].device_id)[1]
+              - mx.context.gpu_memory_info(ctx[0].device_id)[0]
+              if ctx[0].device_type == 'gpu' else rss.peak)
+    return {'train_img_s': args.batch_size / train, 'infer_img_s': args.batch_size / infer,
+            'memory_mb': memory / 2 ** 20, 'params_m': params / 1e6}
 
 
-def main():
+def bench_pools(args, ctx):
+    size = -(-args.size // 16)  # the trunk's output at stride 16 (and 8: twice that)
+    rows = []
+    for stride, side in ((16, size), (8, 2 * size)):
+        x = mx.nd.random.normal(shape=(args.batch_size, 2048, side, side), ctx=ctx[0])
+        x.attach_grad()
+        pools = dict(POOLINGS, AvgPool2D=lambda k: gluon.nn.AvgPool2D(
+            k, 1, k // 2, count_include_pad=True))
+        for name, pool_cls in pools.items():
+            blocks = [pool_cls(k) for k in (3, 9, 27)]
+            for b in blocks:
+                b.hybridize(static_alloc=True, static_shape=True)
+
+            def step():
+                with autograd.record():
+                    total = sum(b(x).sum() for b in blocks)
+                total.backward()
+            rows.append({'output_stride': stride, 'map': side, 'pooling': name,
+                         'ms': 1000 * median_seconds(step, args.warmup, args.iters)})
+    return rows
+
+
+def bench_eval(args, ctx):
+    from gluon_deeplab.datasets import CamVidSegmentation
+    from gluon_deeplab.evaluate import evaluate
+    from gluon_deeplab.metrics import SegmentationMetric
+    from gluon_deeplab.transforms import EvalTransform
+    val = CamVidSegmentation(args.eval_data, 'val', EvalTransform())
+    net = get_deeplab('aspp', args.eval_stride, NUM_CLASSES)
+    net.initialize(mx.init.Xavier(), ctx=ctx)
+    net.hybridize(static_alloc=True)
+
+    def loader():
+        return gluon.data.DataLoader(val, batch_size=1, num_workers=args.workers)
+    evaluate(net, loader(), ctx, NUM_CLASSES, progress=False)  # warm-up: shapes, caches
+    mx.nd.waitall()
+    tic = time.perf_counter()
+    evaluate(net, loader(), ctx, NUM_CLASSES, progress=False)
+    mx.nd.waitall()
+    total = time.perf_counter() - tic
+    tic = time.perf_counter()
+    batches = list(loader())
+    loading = time.perf_counter() - tic
+    outputs = [(label, net(data.as_in_context(ctx[0]))) for data, label in batches]
+    mx.nd.waitall()
+    metric = SegmentationMetric(NUM_CLASSES)
+    tic = time.perf_counter()
+    for label, scores in outputs:
+        metric.update(label, scores)
+    metric_seconds = time.perf_counter() - tic
+    return {'images': len(val), 'output_stride': args.eval_stride, 'seconds': total,
+            'loading_seconds': loading, 'metric_seconds': metric_seconds,
+            'loading_share': loading / total, 'metric_share': metric_seconds / total}
+
+
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--size', type=int, default=192, help='square input size, pixels')
-    p.add_argument('--batch_size', type=int, default=4)
-    p.add_argument('--output_stride', type=int, default=16, choices=(8, 16))
+    p.add_argument('--size', type=int, default=320, help='square input size, pixels')
+    p.add_argument('--batch_size', type=int, default=2, help='global batch (all devices)')
+    p.add_argument('--gpus', default='', help='GPU ids, e.g. "0"; empty for the CPU')
+    p.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16', 'float16'),
+                   help='mixed precision through mxnet.contrib.amp (float16: GPU only)')
     p.add_argument('--warmup', type=int, default=2)
     p.add_argument('--iters', type=int, default=5)
-    args = p.parse_args()
-    rows = [('ASPP', 'aspp', None), ('Vortex (box sums)', 'vortex', 'box'),
-            ('Vortex (AvgPool2D)', 'vortex', 'AvgPool2D')]
-    print('input %dx%d, batch %d, output stride %d, float32, %s; median of %d iterations'
-          % (args.size, args.size, args.batch_size, args.output_stride, mx.cpu(), args.iters))
-    print('| head | train img/s | inference img/s | train vs ASPP |')
-    print('|---|---|---|---|')
-    base = None
-    for name, head, pool in rows:
-        train, infer = bench(head, pool, args)
-        base = base or train
-        print('| %s | %.2f | %.2f | %.2fx |' % (name, train, infer, base / train), flush=True)
+    p.add_argument('--rows', default='aspp16,vortex16,vortex_a16,aspp8,vortex8,gluoncv',
+                   help='comma-separated rows: <head><output stride> or gluoncv')
+    p.add_argument('--eval_data', default=None, help='CamVid root: also time one val pass')
+    p.add_argument('--eval_stride', type=int, default=16, choices=(8, 16))
+    p.add_argument('--workers', type=int, default=2, help='DataLoader workers (eval pass)')
+    p.add_argument('--json', default='bench.json', help='where the results go')
+    args = p.parse_args(argv)
+    ctx = parse_contexts(args.gpus)
+    set_precision(args.dtype)
+    device = 'GPU %s' % args.gpus if args.gpus else 'CPU (%d cores)' % os.cpu_count()
+    print('%s, input %dx%d, batch %d, %s; median of %d iterations after %d warm-up\n'
+          % (device, args.size, args.size, args.batch_size, args.dtype, args.iters, args.warmup))
+    results = {'settings': vars(args), 'device': device, 'rows': []}
+    for row in args.rows.split(','):
+        if row == 'gluoncv':
+            net, name = gluoncv_deeplab(args.size), 'GluonCV DeepLabV3 (OS 8)'
+        else:
+            head, stride = row.rstrip('0123456789'), int(row[len(row.rstrip('0123456789')):])
+            net, name = get_deeplab(head, stride, NUM_CLASSES), 'ours %s OS %d' % (head, stride)
+        results['rows'].append(dict(bench_network(net, args, ctx), row=row, name=name))
+        print('measured %s' % name, file=sys.stderr, flush=True)
+    ref = {r['row']: r for r in results['rows']}.get('gluoncv')
+    print('| network | train img/s | inference img/s | train vs GluonCV | inference vs GluonCV '
+          '| peak memory MB | params M |')
+    print('|---|---|---|---|---|---|---|')
+    for r in results['rows']:
+        ratio = (lambda key: '%.2fx' % (r[key] / ref[key])) if ref else (lambda key: '-')
+        print('| %s | %.2f | %.2f | %s | %s | %.0f | %.1f |'
+              % (r['name'], r['train_img_s'], r['infer_img_s'], ratio('train_img_s'),
+                 ratio('infer_img_s'), r['memory_mb'], r['params_m']))
+    if args.dtype == 'float32':
+        results['pools'] = bench_pools(args, ctx)
+        print('\nVortex pools 3, 9, 27 on (%d, 2048, h, w), forward + backward:\n'
+              % args.batch_size)
+        print('| output stride | map | pooling | ms |')
+        print('|---|---|---|---|')
+        for r in results['pools']:
+            print('| %d | %dx%d | %s | %.1f |' % (r['output_stride'], r['map'], r['map'],
+                                                 r['pooling'], r['ms']))
+    if args.eval_data:
+        e = results['eval'] = bench_eval(args, ctx)
+        print('\nCamVid val pass, %d images, ours ASPP OS %d: %.1f s; data loading alone %.1f s '
+              '(%.1f %%), metric alone %.2f s (%.1f %%)'
+              % (e['images'], e['output_stride'], e['seconds'], e['loading_seconds'],
+                 100 * e['loading_share'], e['metric_seconds'], 100 * e['metric_share']))
+    with open(args.json, 'w') as f:
+        json.dump(results, f, indent=1)
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -1,0 +1,50 @@
+import subprocess
+import sys
+
+import pytest
+
+from gluon_deeplab.precision import set_precision
+
+#: set_precision patches MXNet for the whole process, so it runs in a child process.
+_CHILD = '''
+import mxnet as mx, numpy as np
+from mxnet import autograd, gluon
+from gluon_deeplab.heads import ASPP
+from gluon_deeplab.loss import SoftmaxCrossEntropyLoss
+from gluon_deeplab.precision import set_precision
+mx.random.seed(0)
+x = mx.nd.random.normal(shape=(2, 16, 9, 9))
+y = mx.nd.random.randint(0, 5, shape=(2, 9, 9))
+head = ASPP(5, rates=(1, 2, 3), channels=8)
+head.initialize(mx.init.Xavier())
+head.hybridize()
+reference = head(x).asnumpy()
+set_precision('bfloat16')
+conv = mx.nd.Convolution(x, mx.nd.ones((4, 16, 3, 3)), kernel=(3, 3), num_filter=4, no_bias=True)
+mixed = gluon.SymbolBlock(head(mx.sym.var('data')), mx.sym.var('data'), head.collect_params())
+out = mixed(x)
+trainer = gluon.Trainer(head.collect_params(), 'sgd', {'learning_rate': 0.1})
+with autograd.record():
+    loss = SoftmaxCrossEntropyLoss()(mixed(x), y)
+loss.backward()
+trainer.step(1)
+weight = head.classifier.weight.data()
+print(conv.dtype.names, out.dtype, weight.dtype, float(loss.asscalar()),
+      float(np.abs(out.asnumpy() - reference).max() / np.abs(reference).max()))
+'''
+
+
+def test_bfloat16_runs_convolutions_in_bf16_and_keeps_float32_outside():
+    proc = subprocess.run([sys.executable, '-c', _CHILD], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    names, out_dtype, weight_dtype, loss, rel_err = proc.stdout.split()[-5:]
+    assert 'bfloat16' in names  # a convolution's output
+    assert (out_dtype, weight_dtype) == ("<class 'numpy.float32'>",) * 2
+    assert float(loss) == float(loss) and 0 < float(rel_err) < 0.05  # bf16 has 8 bits
+
+
+def test_unknown_dtype_is_named():
+    with pytest.raises(ValueError, match="unknown dtype 'int8'; valid: float32, bfloat16"):
+        set_precision('int8')
+    set_precision('float32')  # no-op
