@@ -92,5 +92,5 @@ class CascadeAvgPool2D(nn.HybridBlock):
 
 
 #: ``pooling`` name of the Vortex heads -> the pool class. Both give the same maps; box sums
-#: were the faster on the 2-core CPU measured (``scripts/bench.py --pools``), so the default.
+#: were the faster on the 2-core CPU measured (``scripts/bench.py``'s pools table): the default.
 POOLINGS = {'box': BoxAvgPool2D, 'cascade': CascadeAvgPool2D}

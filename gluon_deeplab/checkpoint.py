@@ -122,10 +122,9 @@ def check_same_network(saved, wanted, source):
             return DATASETS[settings['dataset']].NUM_CLASS
         v = settings.get(key)
         return tuple(v) if isinstance(v, list) else v
-    diffs = ['%s %r there, %r here' % (k, value(saved, k), value(wanted, k))
-             for k in NETWORK_KEYS
-             if None not in (value(saved, k), value(wanted, k))
-             and value(saved, k) != value(wanted, k)]
+    pairs = [(k, value(saved, k), value(wanted, k)) for k in NETWORK_KEYS]
+    diffs = ['%s %r there, %r here' % pair for pair in pairs
+             if None not in pair[1:] and pair[1] != pair[2]]
     if diffs:
         raise ValueError('%s was trained with another network: %s'
                          % (source, '; '.join(diffs)))

@@ -276,13 +276,13 @@ def fit(args, ctx=None):
         for batch in batches:
             if iteration >= max_iter:
                 break
+            at = 'phase %d epoch %d iteration %d' % (args.phase, epoch, iteration + 1)
             try:
                 data, label = next(batch_iter)
             except (FileNotFoundError, ValueError) as err:
-                raise TrainingStopped('phase %d epoch %d iteration %d: %s\nthe last complete '
-                                      'checkpoint is %s; --skip_bad_samples skips such '
-                                      'samples' % (args.phase, epoch, iteration + 1, err,
-                                                   latest_checkpoint(args.run_dir)))
+                raise TrainingStopped('%s: %s\nthe last complete checkpoint is %s; '
+                                      '--skip_bad_samples skips such samples'
+                                      % (at, err, latest_checkpoint(args.run_dir)))
             lr = poly_lr(args.initial_learning_rate, iteration, max_iter, args.lr_power)
             trainer.set_learning_rate(lr)
             if args.nan_policy == 'skip':
@@ -291,9 +291,8 @@ def fit(args, ctx=None):
                 loss_sum += train_step(net, loss_fn, trainer, data, label, ctx)
                 steps += 1
             except FloatingPointError as err:
-                where = ('phase %d epoch %d iteration %d: %s; batch images: %s'
-                         % (args.phase, epoch, iteration + 1, err,
-                            ', '.join(train_set.image_id(i) for i in batch)))
+                where = '%s: %s; batch images: %s' % (
+                    at, err, ', '.join(train_set.image_id(i) for i in batch))
                 if args.nan_policy == 'stop':
                     raise TrainingStopped('non-finite loss at %s\nstopped; the last complete '
                                           'checkpoint is %s (--nan_policy skip skips such '
