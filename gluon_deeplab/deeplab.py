@@ -1,5 +1,7 @@
 """DeepLabV3 (Chen et al. 2017, arXiv:1706.05587): trunk, context head, bilinear upsampling
 of the logits to the input size."""
+import functools
+
 import mxnet as mx
 from mxnet.gluon import nn
 
@@ -34,7 +36,7 @@ class DeepLabV3(nn.HybridBlock):
 
 def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet50_v2',
                 pretrained_base=None, freeze_batch_norm=False, multi_grid=(1, 2, 4),
-                ctx=None, **head_kwargs):
+                ctx=None, norm_layer=nn.BatchNorm, norm_kwargs=None, **head_kwargs):
     """Build DeepLabV3 with an ASPP or Vortex Pooling head.
 
     Parameters
@@ -54,6 +56,12 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
     freeze_batch_norm : bool
         Every BatchNorm uses its running statistics (``use_global_stats``); the trainer
         also stops updating gamma/beta.
+    norm_layer, norm_kwargs : class and dict
+        Every batch normalisation layer is ``norm_layer(**norm_kwargs)``, as in GluonCV:
+        ``mx.gluon.contrib.nn.SyncBatchNorm`` with ``{'num_devices': len(ctx)}``
+        synchronises the statistics across the devices of one machine. Frozen statistics
+        need no synchronisation, so ``freeze_batch_norm`` always uses ``nn.BatchNorm``.
+        Checkpoints (structural parameter names) are interchangeable between them.
     ctx : Context or list, optional
         Where the pre-trained trunk and the initialised head are placed.
 
@@ -69,11 +77,14 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
                          % (backbone, ', '.join(sorted(TRUNK_LAYERS))))
     if output_stride not in (8, 16):
         raise ValueError('output_stride must be 8 or 16, got %r' % (output_stride,))
-    norm_kwargs = {'use_global_stats': True} if freeze_batch_norm else None
+    if freeze_batch_norm:
+        norm_layer = functools.partial(nn.BatchNorm, use_global_stats=True)
+    else:
+        norm_layer = functools.partial(norm_layer, **(norm_kwargs or {}))
     head_cls, rates = HEADS[head]
     net = DeepLabV3(
-        ResNetV2Trunk(backbone, output_stride, multi_grid, norm_kwargs=norm_kwargs),
-        head_cls(num_classes, rates=rates(output_stride), norm_kwargs=norm_kwargs,
+        ResNetV2Trunk(backbone, output_stride, multi_grid, norm_layer=norm_layer),
+        head_cls(num_classes, rates=rates(output_stride), norm_layer=norm_layer,
                  **head_kwargs))
     if pretrained_base is not None:
         ctx = ctx or [mx.cpu()]

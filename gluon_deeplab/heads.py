@@ -14,11 +14,11 @@ __all__ = ['ContextHead', 'ASPP', 'VortexPooling', 'VortexModuleA', 'HEADS', 'HE
            'aspp_rates']
 
 
-def _conv_bn_relu(channels, kernel, dilation=1, norm_kwargs=None):
+def _conv_bn_relu(channels, kernel, dilation=1, norm_layer=nn.BatchNorm):
     block = nn.HybridSequential(prefix='')
     block.add(nn.Conv2D(channels, kernel, padding=dilation * (kernel // 2),
                         dilation=dilation, use_bias=False),
-              nn.BatchNorm(**(norm_kwargs or {})),
+              norm_layer(),
               nn.Activation('relu'))
     return block
 
@@ -27,9 +27,9 @@ class ImagePooling(nn.HybridBlock):
     """Image-level features (DeepLabV3 Sec. 3.3): global average pooling, 1x1 conv + BN +
     ReLU, broadcast back to the map's (h, w). (N, C, h, w) -> (N, channels, h, w)."""
 
-    def __init__(self, channels, norm_kwargs=None, **kwargs):
+    def __init__(self, channels, norm_layer=nn.BatchNorm, **kwargs):
         super(ImagePooling, self).__init__(**kwargs)
-        self.conv = _conv_bn_relu(channels, 1, norm_kwargs=norm_kwargs)
+        self.conv = _conv_bn_relu(channels, 1, norm_layer=norm_layer)
 
     def hybrid_forward(self, F, x):
         pooled = self.conv(F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg'))
@@ -40,22 +40,24 @@ class ContextHead(nn.HybridBlock):
     """Parallel branches, concatenated, then the shared tail: 1x1 conv (``channels``)
     + BN + ReLU, dropout, 1x1 classifier with bias.
 
-    Subclasses implement ``_branches(channels, norm_kwargs)`` returning the branch
-    blocks, each (N, C_in, h, w) -> (N, channels, h, w).
+    Subclasses implement ``_branches(channels, norm_layer)`` returning the branch
+    blocks, each (N, C_in, h, w) -> (N, channels, h, w). ``norm_layer`` makes every
+    batch normalisation layer (``nn.BatchNorm``, a frozen or synchronised variant).
     """
 
-    def __init__(self, num_classes, channels=256, dropout=0.1, norm_kwargs=None, **kwargs):
+    def __init__(self, num_classes, channels=256, dropout=0.1, norm_layer=nn.BatchNorm,
+                 **kwargs):
         super(ContextHead, self).__init__(**kwargs)
         with self.name_scope():
             self.branches = HybridConcurrent(axis=1, prefix='')
             with self.branches.name_scope():
-                for branch in self._branches(channels, norm_kwargs):
+                for branch in self._branches(channels, norm_layer):
                     self.branches.add(branch)
-            self.project = _conv_bn_relu(channels, 1, norm_kwargs=norm_kwargs)
+            self.project = _conv_bn_relu(channels, 1, norm_layer=norm_layer)
             self.dropout = nn.Dropout(dropout)
             self.classifier = nn.Conv2D(num_classes, 1)
 
-    def _branches(self, channels, norm_kwargs):
+    def _branches(self, channels, norm_layer):
         raise NotImplementedError
 
     def hybrid_forward(self, F, x):
@@ -79,10 +81,10 @@ class ASPP(ContextHead):
         self.rates = tuple(rates)
         super(ASPP, self).__init__(num_classes, **kwargs)
 
-    def _branches(self, channels, norm_kwargs):
-        return ([_conv_bn_relu(channels, 1, norm_kwargs=norm_kwargs)]
-                + [_conv_bn_relu(channels, 3, r, norm_kwargs) for r in self.rates]
-                + [ImagePooling(channels, norm_kwargs)])
+    def _branches(self, channels, norm_layer):
+        return ([_conv_bn_relu(channels, 1, norm_layer=norm_layer)]
+                + [_conv_bn_relu(channels, 3, r, norm_layer) for r in self.rates]
+                + [ImagePooling(channels, norm_layer)])
 
 
 class VortexPooling(ContextHead):
@@ -105,14 +107,14 @@ class VortexPooling(ContextHead):
         self.rates, self.pooling = tuple(rates), pooling
         super(VortexPooling, self).__init__(num_classes, **kwargs)
 
-    def _branches(self, channels, norm_kwargs):
-        branches = [_conv_bn_relu(channels, 1, norm_kwargs=norm_kwargs)]
+    def _branches(self, channels, norm_layer):
+        branches = [_conv_bn_relu(channels, 1, norm_layer=norm_layer)]
         for r in self.rates:
             branch = nn.HybridSequential(prefix='')
             branch.add(POOLINGS[self.pooling](self.POOL_SIZE or r),
-                       _conv_bn_relu(channels, 3, r, norm_kwargs))
+                       _conv_bn_relu(channels, 3, r, norm_layer))
             branches.append(branch)
-        return branches + [ImagePooling(channels, norm_kwargs)]
+        return branches + [ImagePooling(channels, norm_layer)]
 
 
 class VortexModuleA(VortexPooling):

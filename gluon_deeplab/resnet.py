@@ -45,17 +45,16 @@ class BottleneckV2(nn.HybridBlock):
     Parameter names match the model-zoo ``BottleneckV2``.
     """
 
-    def __init__(self, channels, stride, dilation=1, downsample=False, norm_kwargs=None,
-                 **kwargs):
+    def __init__(self, channels, stride, dilation=1, downsample=False,
+                 norm_layer=nn.BatchNorm, **kwargs):
         super(BottleneckV2, self).__init__(**kwargs)
-        norm_kwargs = norm_kwargs or {}
         mid = channels // 4
-        self.bn1 = nn.BatchNorm(**norm_kwargs)
+        self.bn1 = norm_layer()
         self.conv1 = nn.Conv2D(mid, 1, use_bias=False)
-        self.bn2 = nn.BatchNorm(**norm_kwargs)
+        self.bn2 = norm_layer()
         self.conv2 = nn.Conv2D(mid, 3, stride, padding=dilation, dilation=dilation,
                                use_bias=False, in_channels=mid)
-        self.bn3 = nn.BatchNorm(**norm_kwargs)
+        self.bn3 = norm_layer()
         self.conv3 = nn.Conv2D(channels, 1, use_bias=False)
         self.downsample = nn.Conv2D(channels, 1, stride, use_bias=False) if downsample else None
 
@@ -82,8 +81,10 @@ class ResNetV2Trunk(nn.HybridBlock):
         8 also stage 3 (rate 2) and stage 4 base rate 4.
     multi_grid : tuple of int
         Stage-4 unit rate multipliers; DeepLabV3 uses (1, 2, 4).
-    norm_kwargs : dict, optional
-        Passed to every ``BatchNorm`` (``{'use_global_stats': True}`` freezes statistics).
+    norm_layer : callable
+        Makes every batch normalisation layer (keyword arguments ``scale``/``center``):
+        ``nn.BatchNorm`` by default, ``functools.partial(nn.BatchNorm,
+        use_global_stats=True)`` to freeze statistics, or ``SyncBatchNorm``.
 
     Input (N, 3, H, W) float32 -> (N, 2048, ceil(H / os), ceil(W / os)) float32, after the
     trunk's final BatchNorm + ReLU (model-zoo ``features[0:11]``).
@@ -91,7 +92,7 @@ class ResNetV2Trunk(nn.HybridBlock):
     """
 
     def __init__(self, name='resnet50_v2', output_stride=16, multi_grid=(1, 2, 4),
-                 norm_kwargs=None, **kwargs):
+                 norm_layer=nn.BatchNorm, **kwargs):
         super(ResNetV2Trunk, self).__init__(**kwargs)
         if name not in TRUNK_LAYERS:
             raise ValueError('unknown trunk %r; valid names: %s'
@@ -100,15 +101,14 @@ class ResNetV2Trunk(nn.HybridBlock):
             raise ValueError('multi_grid needs one rate per stage-4 unit (%d), got %r'
                              % (TRUNK_LAYERS[name][3], multi_grid))
         strides, rates = stage_rates(output_stride, multi_grid)
-        norm_kwargs = norm_kwargs or {}
         self.output_stride = output_stride
         self.trunk_name = name
         with self.name_scope():
             self.features = nn.HybridSequential(prefix='')
             # Indices 0-4 and 9-10 follow the model zoo's layout so names match.
-            self.features.add(nn.BatchNorm(scale=False, center=False, **norm_kwargs))
+            self.features.add(norm_layer(scale=False, center=False))
             self.features.add(nn.Conv2D(64, 7, 2, 3, use_bias=False))
-            self.features.add(nn.BatchNorm(**norm_kwargs))
+            self.features.add(norm_layer())
             self.features.add(nn.Activation('relu'))
             self.features.add(nn.MaxPool2D(3, 2, 1))
             for stage, units in enumerate(TRUNK_LAYERS[name]):
@@ -122,9 +122,9 @@ class ResNetV2Trunk(nn.HybridBlock):
                         stage_seq.add(BottleneckV2(
                             _STAGE_CHANNELS[stage], stride if unit == 0 else 1,
                             dilation=unit_rates[unit], downsample=(unit == 0),
-                            norm_kwargs=norm_kwargs, prefix=''))
+                            norm_layer=norm_layer, prefix=''))
                 self.features.add(stage_seq)
-            self.features.add(nn.BatchNorm(**norm_kwargs))
+            self.features.add(norm_layer())
             self.features.add(nn.Activation('relu'))
 
     def hybrid_forward(self, F, x):

@@ -18,6 +18,8 @@ import time
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
+from mxnet.gluon import nn
+from mxnet.gluon.contrib.nn import SyncBatchNorm
 from tqdm import tqdm
 
 from .checkpoint import (atomic_write, atomic_write_text, check_same_network, latest_checkpoint,
@@ -71,7 +73,11 @@ def parse_args(argv=None):
     g = p.add_argument_group('optimisation')
     g.add_argument('--freeze_batch_norm', type=int, default=0, choices=(0, 1),
                    help='1: BatchNorm uses running statistics and gamma/beta are not updated')
-    g.add_argument('--batch_size', type=int, default=16, help='global batch (all devices)')
+    g.add_argument('--syncbn', action='store_true',
+                   help='BatchNorm statistics over the whole batch of all devices of this '
+                        'machine (SyncBatchNorm) instead of each device\'s share')
+    g.add_argument('--batch_size', type=int, default=16,
+                   help='global batch (all devices of all workers)')
     g.add_argument('--initial_learning_rate', type=float, default=7e-3)
     g.add_argument('--lr_power', type=float, default=0.9, help='poly learning-rate power')
     g.add_argument('--momentum', type=float, default=0.9)
@@ -164,7 +170,9 @@ def build_network(args, ctx):
     net = get_deeplab(args.head, args.output_stride, num_classes,
                       args.base_architecture, pretrained_base=args.pre_trained_model,
                       freeze_batch_norm=bool(args.freeze_batch_norm),
-                      multi_grid=args.multi_grid, ctx=ctx)
+                      multi_grid=args.multi_grid, ctx=ctx,
+                      norm_layer=SyncBatchNorm if args.syncbn else nn.BatchNorm,
+                      norm_kwargs={'num_devices': len(ctx)} if args.syncbn else None)
     if args.init_checkpoint:
         check_same_network(load_settings(args.init_checkpoint), _settings(args),
                            args.init_checkpoint)

@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import mxnet as mx
 import numpy as np
@@ -6,6 +8,13 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, 'data', 'camvid_sample')
+TESTS = os.path.join(REPO, 'tests')
+
+#: SyncBatchNorm on several CPU contexts deadlocks with MXNet's default 4 copies of the CPU
+#: temporary workspace (MXNET_CPU_TEMP_COPY): all CPU contexts share them, and one
+#: device's SyncBatchNorm can hold a copy another device's op needs while it waits for
+#: that device. MXNet reads the variable once per process, hence the fresh process.
+SYNC_ENV = {'MXNET_CPU_TEMP_COPY': '64'}
 
 
 @pytest.fixture(autouse=True)
@@ -18,3 +27,23 @@ def max_abs_diff(a, b):
     a = a.asnumpy() if isinstance(a, mx.nd.NDArray) else np.asarray(a)
     b = b.asnumpy() if isinstance(b, mx.nd.NDArray) else np.asarray(b)
     return float(np.abs(a - b).max())
+
+
+def run_isolated(function, timeout=180, **env):
+    """Run ``function`` (module-level, in a test module) in a fresh Python process with
+    ``env`` added to the environment; fail with its output when it raises, or when it has
+    not finished after ``timeout`` seconds (the process is killed: a deadlock fails the
+    test instead of stalling the suite)."""
+    code = 'import %s; %s.%s()' % (function.__module__, function.__module__, function.__name__)
+    path = os.pathsep.join([TESTS, REPO, os.environ.get('PYTHONPATH', '')])
+    try:
+        proc = subprocess.run([sys.executable, '-c', code], cwd=TESTS, capture_output=True,
+                              text=True, timeout=timeout,
+                              env=dict(os.environ, PYTHONPATH=path, **env))
+    except subprocess.TimeoutExpired as err:
+        output = [o.decode(errors='replace') if isinstance(o, bytes) else o or ''
+                  for o in (err.stdout, err.stderr)]
+        pytest.fail('%s did not finish within %d s (deadlock?)\n%s'
+                    % (function.__name__, timeout, ''.join(output)[-5000:]))
+    if proc.returncode != 0:
+        pytest.fail('%s failed:\n%s' % (function.__name__, (proc.stdout + proc.stderr)[-5000:]))

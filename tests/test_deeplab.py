@@ -1,6 +1,8 @@
 import mxnet as mx
 import numpy as np
 import pytest
+from mxnet.gluon import nn
+from mxnet.gluon.contrib.nn import SyncBatchNorm
 from mxnet.gluon.model_zoo import vision
 
 from conftest import max_abs_diff
@@ -30,6 +32,35 @@ def test_phase2_rebuild_at_output_stride_8_loads_phase1_parameters(tmp_path):
     net8 = get_deeplab('vortex', 8, num_classes=4, freeze_batch_norm=True)
     net8.load_parameters(str(tmp_path / 'p1.params'))  # strict: every name must match
     assert net8(x).shape == (1, 4, 33, 33)
+
+
+def _blocks(block, cls):
+    found = [block] if type(block) is cls else []  # SyncBatchNorm subclasses BatchNorm
+    for child in block._children.values():
+        found += _blocks(child, cls)
+    return found
+
+
+@pytest.mark.parametrize('head', ['aspp', 'vortex'])
+def test_sync_batch_norm_replaces_every_batch_norm_and_keeps_checkpoints(head, tmp_path):
+    plain = get_deeplab(head, 16, num_classes=3)
+    sync = get_deeplab(head, 16, num_classes=3, norm_layer=SyncBatchNorm,
+                       norm_kwargs={'num_devices': 2})
+    # the zoo trunk's BatchNorms, and the head's: 1x1, 3 atrous, image pooling, projection
+    expected = len(_blocks(vision.resnet50_v2(), nn.BatchNorm)) + 6
+    assert len(_blocks(plain, nn.BatchNorm)) == expected
+    bns = _blocks(sync, SyncBatchNorm)
+    assert len(bns) == expected and not _blocks(sync, nn.BatchNorm)
+    assert all(bn._kwargs['ndev'] == 2 for bn in bns)
+    assert len({bn.prefix for bn in bns}) == len(bns)  # SyncBatchNorm's key between devices
+    plain.initialize()
+    plain(mx.nd.zeros((1, 3, 32, 32)))
+    plain.save_parameters(str(tmp_path / 'p.params'))
+    sync.load_parameters(str(tmp_path / 'p.params'))  # strict: the same names
+    frozen = get_deeplab(head, 16, num_classes=3, freeze_batch_norm=True,
+                         norm_layer=SyncBatchNorm, norm_kwargs={'num_devices': 2})
+    assert not _blocks(frozen, SyncBatchNorm)
+    assert all(bn._kwargs['use_global_stats'] for bn in _blocks(frozen, nn.BatchNorm))
 
 
 def test_pretrained_base_initialises_trunk_from_model_zoo_file(tmp_path):

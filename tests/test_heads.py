@@ -1,7 +1,12 @@
-import mxnet as mx
-import pytest
+import functools
 
-from conftest import max_abs_diff
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import autograd, gluon
+from mxnet.gluon.contrib.nn import SyncBatchNorm
+
+from conftest import SYNC_ENV, max_abs_diff, run_isolated
 from gluon_deeplab.box_pool import BoxAvgPool2D, CascadeAvgPool2D
 from gluon_deeplab.heads import ASPP, VortexModuleA, VortexPooling, aspp_rates
 
@@ -82,3 +87,32 @@ def test_cascade_and_box_pooling_give_the_same_head():
     assert max_abs_diff(box(x), cascade(x)) < 1e-5
     with pytest.raises(ValueError, match="unknown pooling 'sum'; valid names: box, cascade"):
         VortexPooling(5, pooling='sum')
+
+
+def _check_sync_batch_norm_forward():
+    ctx1, ctx2 = [mx.cpu(0)], [mx.cpu(0), mx.cpu(1)]
+    heads = [ASPP(3, rates=(1, 2), channels=4, dropout=0.0, norm_layer=norm) for norm in
+             (mx.gluon.nn.BatchNorm, functools.partial(SyncBatchNorm, num_devices=2))]
+    x = mx.nd.random.normal(3.0, 2.0, shape=(4, 6, 7, 9))
+    heads[0].initialize(mx.init.Xavier(), ctx=ctx1)
+    heads[0](x)
+    params = [h._collect_params_with_prefix() for h in heads]
+    heads[1].initialize(ctx=ctx2)
+    heads[1](x.as_in_context(mx.cpu(1)))  # shapes
+    for name, param in params[0].items():
+        params[1][name].set_data(param.data())
+    for head in heads:
+        head.hybridize()
+    with autograd.record():  # training mode: batch statistics
+        whole = heads[0](x)
+        shards = [heads[1](part) for part in gluon.utils.split_and_load(x, ctx2)]
+    assert max_abs_diff(whole, np.concatenate([s.asnumpy() for s in shards])) < 1e-5
+    stats = [k for k in params[0] if 'running' in k]
+    assert len(stats) == 2 * 5  # 1x1 branch, two atrous branches, image pooling, projection
+    for name in stats:
+        for ctx in ctx2:
+            assert max_abs_diff(params[0][name].data(), params[1][name].data(ctx)) < 1e-5, name
+
+
+def test_sync_batch_norm_on_two_devices_equals_batch_norm_on_the_whole_batch():
+    run_isolated(_check_sync_batch_norm_forward, timeout=120, **SYNC_ENV)

@@ -1,13 +1,16 @@
+import functools
 import json
-import sys
 import os
+import sys
 
 import mxnet as mx
 import numpy as np
 import pytest
 from mxnet import gluon
+from mxnet.gluon.contrib.nn import SyncBatchNorm
 
-from conftest import SAMPLE, max_abs_diff
+from conftest import SAMPLE, SYNC_ENV, max_abs_diff, run_isolated
+from gluon_deeplab.heads import ASPP
 from gluon_deeplab.loss import SoftmaxCrossEntropyLoss
 from gluon_deeplab.train import build_network, main, parse_args, train_step
 
@@ -35,6 +38,44 @@ def test_two_devices_step_equals_one_device_step_on_the_whole_batch():
     assert abs(loss1 - loss2) < 1e-6
     for k in params1:
         assert max_abs_diff(params1[k], params2[k]) < 1e-6, k
+
+
+def _sync_net(norm_layer, ctx, like=None):
+    net = gluon.nn.HybridSequential()
+    net.add(gluon.nn.Conv2D(6, 3, padding=1, in_channels=3),
+            ASPP(3, rates=(1, 2), channels=4, dropout=0.0, norm_layer=norm_layer))
+    net.initialize(mx.init.Xavier(), ctx=ctx)
+    net(mx.nd.zeros((1, 3, 5, 5), ctx=ctx[-1]))  # shapes
+    if like is not None:
+        params = net._collect_params_with_prefix()
+        for name, param in like._collect_params_with_prefix().items():
+            params[name].set_data(param.data())
+    net.hybridize()
+    return net, gluon.Trainer(net.collect_params(), 'sgd',
+                              {'learning_rate': 0.1, 'momentum': 0.9, 'wd': 1e-4})
+
+
+def _check_sync_batch_norm_step():
+    rng = np.random.default_rng(1)
+    ctx1, ctx2 = [mx.cpu(0)], [mx.cpu(0), mx.cpu(1)]
+    one, trainer1 = _sync_net(gluon.nn.BatchNorm, ctx1)
+    two, trainer2 = _sync_net(functools.partial(SyncBatchNorm, num_devices=2), ctx2, one)
+    loss_fn = SoftmaxCrossEntropyLoss()
+    for _ in range(2):  # the second step also applies momentum
+        data = mx.nd.array(rng.normal(2.0, 1.5, size=(4, 3, 7, 6)))
+        label = mx.nd.array(rng.integers(0, 3, size=(4, 7, 6)), dtype='int32')
+        loss1 = train_step(one, loss_fn, trainer1, data, label, ctx1)
+        loss2 = train_step(two, loss_fn, trainer2, data, label, ctx2)
+        assert abs(loss1.asscalar() - loss2.asscalar()) < 1e-5
+    params1, params2 = one._collect_params_with_prefix(), two._collect_params_with_prefix()
+    assert len([k for k in params1 if 'running_var' in k]) == 5  # every BatchNorm compared
+    for name, param in params1.items():
+        for ctx in ctx2:
+            assert max_abs_diff(param.data(), params2[name].data(ctx)) < 1e-5, name
+
+
+def test_sync_batch_norm_step_on_two_devices_equals_one_device_step_on_the_whole_batch():
+    run_isolated(_check_sync_batch_norm_step, timeout=120, **SYNC_ENV)
 
 
 def test_frozen_batch_norm_keeps_statistics_and_affine_parameters():
