@@ -29,6 +29,7 @@ from .datasets import DATASETS, get_dataset
 from .datasets.checks import check_overlap, drop_bad_samples
 from .deeplab import get_deeplab
 from .devices import parse_contexts
+from .distributed import KVSTORES, Workers
 from .evaluate import evaluate
 from .heads import HEAD_BY_NUMBER, HEADS
 from .loss import IGNORE_LABEL, SoftmaxCrossEntropyLoss
@@ -92,6 +93,10 @@ def parse_args(argv=None):
                    help='epochs (default: enough for max_iter)')
     g = p.add_argument_group('run')
     g.add_argument('--gpus', default='', help='GPU ids, e.g. "0,1"; empty for the CPU')
+    g.add_argument('--kvstore', default='device', choices=KVSTORES,
+                   help='how gradients are summed: device/local (one process), dist_sync / '
+                        'dist_device_sync (several processes started by '
+                        'scripts/launch_dist.py), horovod (horovodrun)')
     g.add_argument('--run_dir', default=None, help='default: runs/<dataset>_<head>_os<stride>')
     g.add_argument('--resume', default=None,
                    help='run folder (or checkpoint .json) to continue; "-1" or empty: none')
@@ -118,31 +123,41 @@ def parse_args(argv=None):
     return args
 
 
-def train_step(net, loss_fn, trainer, data, label, ctx, check_finite=True):
-    """One SGD step on a batch split over ``ctx``; returns the batch loss (an NDArray on
-    ``ctx[0]``).
+def train_step(net, loss_fn, trainer, data, label, ctx, check_finite=True, workers=None):
+    """One SGD step on a batch split over the devices ``ctx``; returns the mean loss over
+    the valid pixels of the (global) batch, a (1,) float32 NDArray on ``ctx[0]``.
 
-    Each device's loss is its mean over its valid pixels weighted by its share of the
-    batch's valid pixels, so the summed gradient is that of the mean over all valid
-    pixels of the batch, whatever the split. With ``check_finite`` the loss is read
-    before the update, and FloatingPointError is raised instead of updating when it is
+    ``data`` (N, 3, H, W) float32 and ``label`` (N, H, W) class ids are this process's
+    share of the global batch; with ``workers`` (``distributed.Workers``) the other
+    shares are on the other workers. Each device's loss is the sum of its per-pixel
+    losses over its valid pixels; gradients are summed over all devices of all workers
+    and divided by the global count of valid pixels (``trainer.step``), which is the
+    gradient of the mean over all valid pixels of the global batch, whatever the split.
+    With ``check_finite`` the global loss is read before the update, and
+    FloatingPointError is raised, on every worker alike, instead of updating when it is
     NaN or infinite (gradients are computed, nothing is changed but BatchNorm's running
     statistics).
     """
     datas = gluon.utils.split_and_load(data, ctx, even_split=False)
     labels = gluon.utils.split_data(label, len(ctx), even_split=False)
     counts = [float((part.asnumpy() != IGNORE_LABEL).sum()) for part in labels]
-    total = max(sum(counts), 1.0)
     with autograd.record():
-        losses = [loss_fn(net(x), y.as_in_context(x.context)) * (n / total)
+        losses = [loss_fn(net(x), y.as_in_context(x.context)) * n
                   for x, y, n in zip(datas, labels, counts)]
     autograd.backward(losses)
-    loss = sum(l.as_in_context(ctx[0]) for l in losses)
+    totals = mx.nd.concat(mx.nd.array([sum(counts)], ctx=ctx[0]),
+                          sum(l.as_in_context(ctx[0]) for l in losses), dim=0)
+    if workers is not None and workers.num_workers > 1:
+        workers.sum('valid pixels and loss', [totals])
+        count = float(totals[0].asscalar())
+    else:
+        count = sum(counts)
+    loss = totals[1:2] / max(count, 1.0)
     if check_finite:
         value = float(loss.asscalar())
         if not math.isfinite(value):
             raise FloatingPointError('loss is %s' % value)
-    trainer.step(1)
+    trainer.step(max(count, 1.0))
     return loss
 
 
@@ -151,14 +166,18 @@ class TrainingStopped(RuntimeError):
     message says where and what to do, and the last good checkpoint is kept."""
 
 
-def _loader(dataset, batch_size, shuffle, workers, epoch, seed):
-    """The DataLoader of one epoch and its list of batches (lists of sample indices)."""
+def _loader(dataset, batch_size, shuffle, workers, epoch, seed, shard=None):
+    """The DataLoader of one epoch and its list of batches (lists of sample indices).
+    The order depends only on ``seed`` and ``epoch``; ``shard`` (``Workers.shard``)
+    keeps this worker's share of each global batch."""
     dataset.set_epoch(epoch)
     order = list(range(len(dataset)))
     if shuffle:
-        order = list(np.random.default_rng([seed, epoch]).permutation(len(dataset)))
+        order = [int(i) for i in np.random.default_rng([seed, epoch]).permutation(len(dataset))]
     batches = list(gluon.data.BatchSampler(order, batch_size,
                                            'discard' if shuffle else 'keep'))
+    if shard is not None:
+        batches = [shard(batch) for batch in batches]
     return gluon.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers), batches
 
 
@@ -199,15 +218,14 @@ def _settings(args):
 
 def _check_run_dir(run_dir, net, ctx):
     """Fail before training when ``run_dir`` cannot hold a checkpoint: not writable, or
-    less free space than parameters + optimizer state + final.params."""
+    less free space than parameters + optimizer state + final.params. Every parameter
+    must have its shape (``_infer_shapes``)."""
     try:
         os.makedirs(run_dir, exist_ok=True)
         atomic_write_text(os.path.join(run_dir, '.write-test'), '')
         os.remove(os.path.join(run_dir, '.write-test'))
     except OSError as err:
         raise PermissionError('run folder %s is not writable: %s' % (run_dir, err))
-    with autograd.predict_mode():  # one small forward pass gives every parameter its shape
-        net(mx.nd.zeros((1, 3, 32, 32), ctx=ctx[0])).wait_to_read()
     need = 3 * sum(p.data(ctx[0]).size * 4 for p in net.collect_params().values())
     free = shutil.disk_usage(run_dir).free
     if free < need:
@@ -215,7 +233,13 @@ def _check_run_dir(run_dir, net, ctx):
                       'final.params need %.0f MB' % (run_dir, free / 1e6, need / 1e6))
 
 
-def fit(args, ctx=None):
+def _infer_shapes(net, ctx):
+    """One small forward pass gives every parameter its shape."""
+    with autograd.predict_mode():
+        net(mx.nd.zeros((1, 3, 32, 32), ctx=ctx[0])).wait_to_read()
+
+
+def fit(args, ctx=None, workers=None):
     """Train one phase as ``args`` says; returns the list of per-epoch log records.
 
     Before training: the run folder must be writable with room for a checkpoint, every
@@ -223,8 +247,17 @@ def fit(args, ctx=None):
     not share images with the val list (``--allow_overlap``). Raises TrainingStopped on a
     non-finite loss (``--nan_policy stop``), a sample that fails mid-training, or a
     checkpoint that cannot be written; the last complete checkpoint is kept.
+
+    With several workers (``workers``, default ``Workers(args.kvstore)``), each trains on
+    its share of every global batch of ``--batch_size`` and the iteration count and
+    learning-rate schedule are those of one process with the whole batch; only rank 0
+    evaluates, prints, and writes the run folder, and returns the records (the others
+    return []). Resuming needs the run folder at the same path on every machine.
     """
     ctx = ctx or parse_contexts(args.gpus)
+    workers = workers or Workers(args.kvstore)
+    root = workers.is_root
+    say = print if root else (lambda *a, **k: None)
     set_precision(args.dtype)
     mx.random.seed(args.seed)
     cls = DATASETS[args.dataset]
@@ -239,23 +272,33 @@ def fit(args, ctx=None):
     if iters_per_epoch == 0:
         raise ValueError('batch_size %d exceeds the %d training images'
                          % (args.batch_size, len(train_set)))
+    if args.batch_size < workers.num_workers * len(ctx):
+        raise ValueError('batch_size %d (global) is smaller than the %d devices of %d '
+                         'workers: every device needs at least one image'
+                         % (args.batch_size, workers.num_workers * len(ctx),
+                            workers.num_workers))
     max_iter = args.max_iter or args.train_epochs * iters_per_epoch
     epochs = args.train_epochs or math.ceil(max_iter / iters_per_epoch)
 
     net = build_network(args, ctx)
-    _check_run_dir(args.run_dir, net, ctx)
-    trainer = gluon.Trainer(net.collect_params(), 'sgd',
-                            {'learning_rate': args.initial_learning_rate,
-                             'momentum': args.momentum, 'wd': args.weight_decay})
+    _infer_shapes(net, ctx)
+    if root:
+        _check_run_dir(args.run_dir, net, ctx)
+    trainer = workers.trainer(net.collect_params(), 'sgd',
+                              {'learning_rate': args.initial_learning_rate,
+                               'momentum': args.momentum, 'wd': args.weight_decay})
     loss_fn = SoftmaxCrossEntropyLoss()
     settings = _settings(args)
     log_path = os.path.join(args.run_dir, 'log.jsonl')
     records, start_epoch, iteration = [], 1, 0
-    remove_temporary_files(args.run_dir)
+    if root:
+        remove_temporary_files(args.run_dir)
     if args.resume:
         ckpt = args.resume if args.resume.endswith('.json') else latest_checkpoint(args.resume)
         if ckpt is None:
-            raise FileNotFoundError('no complete checkpoint to resume in %s' % args.resume)
+            raise FileNotFoundError('no complete checkpoint to resume in %s%s' % (
+                args.resume, '' if root else ' on %r (the run folder must be at the same '
+                'path on every machine)' % workers))
         with open(ckpt) as f:
             check_same_network(json.load(f).get('settings', {}), settings, ckpt)
         state = load_checkpoint(ckpt, net, trainer, ctx)
@@ -263,22 +306,27 @@ def fit(args, ctx=None):
         if os.path.isfile(log_path):
             with open(log_path) as f:
                 records = [r for r in map(json.loads, f) if r['epoch'] <= state['epoch']]
-        print('resumed from %s: epoch %d, iteration %d' % (ckpt, state['epoch'], iteration))
-    print('%s: %d train / %d val images, %d iterations/epoch, %d iterations, %d epochs, '
-          'head %s, output stride %d, devices %s'
-          % (args.dataset, len(train_set), len(val_set), iters_per_epoch, max_iter, epochs,
-             args.head, args.output_stride, ctx), flush=True)
+        say('resumed from %s: epoch %d, iteration %d' % (ckpt, state['epoch'], iteration))
+    workers.broadcast_parameters(trainer)
+    say('%s: %d train / %d val images, %d iterations/epoch, %d iterations, %d epochs, '
+        'head %s, output stride %d, devices %s%s'
+        % (args.dataset, len(train_set), len(val_set), iters_per_epoch, max_iter, epochs,
+           args.head, args.output_stride, ctx,
+           ' on each of %d workers' % workers.num_workers if workers.num_workers > 1 else ''),
+        flush=True)
     running_stats = list(net.collect_params('.*running_mean|.*running_var').values())
 
     for epoch in range(start_epoch, epochs + 1):
         if iteration >= max_iter:
             break
-        mx.random.seed(args.seed * 100003 + epoch)  # dropout masks: same after a resume
+        # dropout masks: the same after a resume, different on each worker
+        mx.random.seed(args.seed * 100003 + epoch + 1000003 * workers.rank)
         tic = time.time()
         loss_sum, steps, skipped = mx.nd.zeros((1,), ctx[0]), 0, 0
         loader, batches = _loader(train_set, args.batch_size, True, args.workers, epoch,
-                                  args.seed)
-        bar = tqdm(total=min(iters_per_epoch, max_iter - iteration), disable=args.no_progress,
+                                  args.seed, workers.shard)
+        bar = tqdm(total=min(iters_per_epoch, max_iter - iteration),
+                   disable=args.no_progress or not root,
                    desc='phase %d epoch %d/%d' % (args.phase, epoch, epochs), leave=False)
         batch_iter = iter(loader)
         for batch in batches:
@@ -296,7 +344,8 @@ def fit(args, ctx=None):
             if args.nan_policy == 'skip':
                 saved_stats = [[a.copy() for a in p.list_data()] for p in running_stats]
             try:
-                loss_sum += train_step(net, loss_fn, trainer, data, label, ctx)
+                loss_sum += train_step(net, loss_fn, trainer, data, label, ctx,
+                                       workers=workers)
                 steps += 1
             except FloatingPointError as err:
                 where = '%s: %s; batch images: %s' % (
@@ -309,12 +358,16 @@ def fit(args, ctx=None):
                     for arr, old in zip(p.list_data(), saved):
                         old.copyto(arr)
                 skipped += 1
-                print('skipped non-finite loss at %s' % where, file=sys.stderr, flush=True)
+                say('skipped non-finite loss at %s' % where, file=sys.stderr, flush=True)
             iteration += 1
             bar.update()
         bar.close()
         loss = float(loss_sum.asscalar()) / max(steps, 1)
         train_seconds = time.time() - tic
+        if len(ctx) * workers.num_workers > 1:
+            workers.average_batch_norm_statistics(running_stats)
+        if not root:
+            continue
         metric = evaluate(net, _loader(val_set, 1, False, args.workers, 0, args.seed)[0], ctx,
                           cls.NUM_CLASS, progress=not args.no_progress)
         pix_acc, miou = metric.get()
@@ -336,17 +389,21 @@ def fit(args, ctx=None):
                              'lr': lr, 'seed': args.seed, 'settings': settings})
         except OSError as err:
             raise TrainingStopped('phase %d epoch %d: %s' % (args.phase, epoch, err))
-    atomic_write(os.path.join(args.run_dir, 'final.params'), net.save_parameters)
-    return records
+    if root:
+        atomic_write(os.path.join(args.run_dir, 'final.params'), net.save_parameters)
+    return records if root else []
 
 
 def main(argv=None):
     """Command-line entry point; returns 0, or 1 when training stopped (TrainingStopped,
-    message on stderr)."""
+    message on stderr, naming the worker when there are several)."""
+    args = parse_args(argv)
+    workers = Workers(args.kvstore)
     try:
-        records = fit(parse_args(argv))
+        records = fit(args, workers=workers)
     except TrainingStopped as err:
-        print('error: %s' % err, file=sys.stderr, flush=True)
+        where = ' (%r)' % workers if workers.num_workers > 1 else ''
+        print('error%s: %s' % (where, err), file=sys.stderr, flush=True)
         return 1
     if records:
         last = records[-1]
