@@ -6,13 +6,14 @@ machine; gradients are summed over all devices of all workers before every ident
 local SGD update, so every worker holds the same parameters (``update_on_kvstore=False``:
 the servers only add). ``scripts/launch_dist.py`` starts the processes.
 """
+import hashlib
 import os
 
 import mxnet as mx
 from mxnet import gluon
 from mxnet.kvstore import KVStoreBase
 
-__all__ = ['KVSTORES', 'Workers', 'HorovodKVStore']
+__all__ = ['KVSTORES', 'Workers', 'HorovodKVStore', 'parameter_checksum']
 
 #: ``--kvstore`` choices: one process (``device``: gradients summed on the devices,
 #: ``local``: on the CPU), several processes (parameter server, Horovod).
@@ -123,13 +124,23 @@ class Workers(object):
         return gluon.Trainer(params, optimizer, optimizer_params, kvstore=self.kvstore,
                              update_on_kvstore=False)
 
-    def broadcast_parameters(self, trainer):
-        """Give every worker rank 0's parameters now. (The Trainer would do it only inside
-        its first ``step``, after the first gradients were computed on each worker's own
-        initial weights.) Every parameter must have its shape; gradients are summed too,
-        which is harmless before the first backward pass."""
-        if self.kvstore is not None:
-            trainer.allreduce_grads()
+    def broadcast_parameters(self, params):
+        """Give every device of every worker rank 0's values of ``params`` (Gluon
+        Parameters with their shapes), before the first step: the Trainer would do it
+        only inside its first ``step``, after each worker computed its first gradients
+        with its own initial weights."""
+        if self.num_workers == 1:
+            return
+        for param in params:
+            arrays = param.list_data()
+            # New arrays: after an inference pass oneDNN may hold weights in its own
+            # layout, which the key-value store cannot send.
+            values = [mx.nd.array(a.asnumpy(), ctx=a.context, dtype=a.dtype)
+                      if i == 0 and self.is_root else mx.nd.zeros_like(a)
+                      for i, a in enumerate(arrays)]
+            self.sum('initial ' + param.name, values)  # = rank 0's first copy
+            for a, v in zip(arrays, values):
+                v.copyto(a)
 
     def sum(self, name, arrays):
         """Sum ``arrays`` (NDArrays of one shape, one per device of this worker) over
@@ -158,3 +169,13 @@ class Workers(object):
             self.sum('mean of ' + param.name, arrays)
             for a in arrays:
                 a /= len(arrays) * self.num_workers
+
+
+def parameter_checksum(net):
+    """SHA-1 (first 12 hex digits) of every parameter's bytes on its first device, in
+    name order: equal on every worker when they hold the same parameters."""
+    digest = hashlib.sha1()
+    for name, param in sorted(net._collect_params_with_prefix().items()):
+        digest.update(name.encode())
+        digest.update(param.list_data()[0].asnumpy().tobytes())
+    return digest.hexdigest()[:12]

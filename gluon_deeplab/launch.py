@@ -47,6 +47,14 @@ class Node(object):
         return '%s %d%s' % (self.role, self.index, ' on %s' % self.host if self.host else '')
 
 
+def _address(host):
+    """The IPv4 address of ``host`` (ps-lite binds to addresses, not names)."""
+    try:
+        return socket.gethostbyname(host)
+    except OSError as err:
+        raise ValueError('cannot resolve host %r: %s' % (host, err))
+
+
 def _free_port(host):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -58,21 +66,23 @@ def plan(command, num_workers, num_servers=None, hosts=None, host='127.0.0.1', p
     """The job's processes, as a list of ``Node``: the scheduler on this machine at
     ``host:port`` (``port`` 0: a free one), then ``num_servers`` servers (default: one
     per host, or 1) and ``num_workers`` workers running ``command`` (a list), placed on
-    ``hosts`` in turn (None: all here, each bound to ``host``). Raises ValueError for
-    fewer than one worker or server."""
+    ``hosts`` in turn (None: all here, each bound to ``host``). Host names are resolved
+    to addresses here. Raises ValueError for fewer than one worker or server, or a host
+    name that does not resolve."""
     if num_workers < 1:
         raise ValueError('need at least one worker, got -n %d' % num_workers)
     num_servers = num_servers or len(hosts or [host])
     if num_servers < 1:
         raise ValueError('need at least one server, got -s %d' % num_servers)
     port = port or _free_port(host)
-    common = {'DMLC_PS_ROOT_URI': host, 'DMLC_PS_ROOT_PORT': str(port),
+    addresses = {h: _address(h) for h in (hosts or []) + [host]}
+    common = {'DMLC_PS_ROOT_URI': addresses[host], 'DMLC_PS_ROOT_PORT': str(port),
               'DMLC_NUM_SERVER': str(num_servers), 'DMLC_NUM_WORKER': str(num_workers)}
 
     def node(role, index, cmd):
         where = hosts[index % len(hosts)] if hosts and role != 'scheduler' else None
         return Node(role, index, where, cmd,
-                    dict(common, DMLC_ROLE=role, DMLC_NODE_HOST=where or host))
+                    dict(common, DMLC_ROLE=role, DMLC_NODE_HOST=addresses[where or host]))
     return ([node('scheduler', 0, [python] + NODE_COMMAND)]
             + [node('server', i, [python] + NODE_COMMAND) for i in range(num_servers)]
             + [node('worker', i, list(command)) for i in range(num_workers)])

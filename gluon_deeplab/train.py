@@ -29,7 +29,7 @@ from .datasets import DATASETS, get_dataset
 from .datasets.checks import check_overlap, drop_bad_samples
 from .deeplab import get_deeplab
 from .devices import parse_contexts
-from .distributed import KVSTORES, Workers
+from .distributed import KVSTORES, Workers, parameter_checksum
 from .evaluate import evaluate
 from .heads import HEAD_BY_NUMBER, HEADS
 from .loss import IGNORE_LABEL, SoftmaxCrossEntropyLoss
@@ -307,7 +307,7 @@ def fit(args, ctx=None, workers=None):
             with open(log_path) as f:
                 records = [r for r in map(json.loads, f) if r['epoch'] <= state['epoch']]
         say('resumed from %s: epoch %d, iteration %d' % (ckpt, state['epoch'], iteration))
-    workers.broadcast_parameters(trainer)
+    workers.broadcast_parameters(net.collect_params().values())
     say('%s: %d train / %d val images, %d iterations/epoch, %d iterations, %d epochs, '
         'head %s, output stride %d, devices %s%s'
         % (args.dataset, len(train_set), len(val_set), iters_per_epoch, max_iter, epochs,
@@ -391,6 +391,8 @@ def fit(args, ctx=None, workers=None):
             raise TrainingStopped('phase %d epoch %d: %s' % (args.phase, epoch, err))
     if root:
         atomic_write(os.path.join(args.run_dir, 'final.params'), net.save_parameters)
+    if workers.num_workers > 1:  # every worker: equal checksums show they stayed in step
+        print('%r: parameter checksum %s' % (workers, parameter_checksum(net)), flush=True)
     return records if root else []
 
 

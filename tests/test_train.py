@@ -1,6 +1,8 @@
 import functools
 import json
 import os
+import re
+import subprocess
 import sys
 
 import mxnet as mx
@@ -9,7 +11,7 @@ import pytest
 from mxnet import gluon
 from mxnet.gluon.contrib.nn import SyncBatchNorm
 
-from conftest import SAMPLE, SYNC_ENV, max_abs_diff, run_isolated
+from conftest import REPO, SAMPLE, SYNC_ENV, max_abs_diff, run_isolated
 from gluon_deeplab.heads import ASPP
 from gluon_deeplab.loss import SoftmaxCrossEntropyLoss
 from gluon_deeplab.train import build_network, main, parse_args, train_step
@@ -310,3 +312,22 @@ def test_training_refuses_val_images_in_the_training_list(tmp_path):
         fit(args)
     args.allow_overlap = True
     assert fit(args)[0]['iteration'] == 1
+
+
+def test_two_workers_train_the_shipped_sample_through_the_launcher(tmp_path):
+    run = str(tmp_path / 'run')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get('PYTHONPATH', '')]))
+    proc = subprocess.run(
+        [sys.executable, '-m', 'gluon_deeplab.launch', '-n', '2', '--timeout', '300', '--',
+         sys.executable, '-m', 'gluon_deeplab.train', '--kvstore', 'dist_sync',
+         '--dataset', 'camvid', '--data_dir', SAMPLE, '--crop_size', '64', '--batch_size', '4',
+         '--workers', '0', '--max_iter', '3', '--run_dir', run, '--no_progress'],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=360)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    sums = re.findall(r'worker (\d) of 2 \(dist_sync\): parameter checksum (\w+)', proc.stdout)
+    assert sorted(rank for rank, _ in sums) == ['0', '1'], proc.stdout
+    assert sums[0][1] == sums[1][1]  # both workers hold the same parameters
+    assert proc.stdout.count('phase 1 epoch 1/1 iter 3') == 1  # rank 0 alone reports
+    with open(os.path.join(run, 'log.jsonl')) as f:
+        assert [json.loads(line)['iteration'] for line in f] == [3]
+    assert os.path.isfile(os.path.join(run, 'final.params'))

@@ -1,0 +1,88 @@
+import os
+import subprocess
+import sys
+import time
+
+from conftest import REPO, TESTS
+from gluon_deeplab.launch import plan
+
+#: A worker that joins the job; rank 1 then dies while rank 0 waits for it in a sum.
+DYING_WORKER = '''
+import os, mxnet as mx
+from gluon_deeplab.distributed import Workers
+workers = Workers('dist_sync')
+if workers.rank == 1:
+    os._exit(3)
+workers.sum('never complete', [mx.nd.ones((1,))])
+print(mx.nd.ones((1,)).asnumpy())
+'''
+
+#: A worker that sums its rank + 1 with the others' and prints the result.
+SUM_WORKER = '''
+import mxnet as mx
+from gluon_deeplab.distributed import Workers
+workers = Workers('dist_sync')
+total = mx.nd.array([workers.rank + 1])
+workers.sum('rank', [total])
+print('rank %d of %d: sum %g' % (workers.rank, workers.num_workers, total.asscalar()))
+'''
+
+
+def _launch(args, worker, timeout=120):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get('PYTHONPATH', '')]))
+    tic = time.time()
+    proc = subprocess.run([sys.executable, '-m', 'gluon_deeplab.launch'] + args
+                          + ['--', sys.executable, '-c', worker], cwd=TESTS, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    return proc, time.time() - tic
+
+
+def test_plan_gives_every_process_the_dmlc_environment():
+    nodes = plan(['python', 'train.py'], 3, hosts=['10.0.0.2', '10.0.0.3'], host='10.0.0.1',
+                 port=9000)
+    assert [(n.role, n.host) for n in nodes] == [
+        ('scheduler', None), ('server', '10.0.0.2'), ('server', '10.0.0.3'),
+        ('worker', '10.0.0.2'), ('worker', '10.0.0.3'), ('worker', '10.0.0.2')]
+    for n in nodes:
+        assert n.env['DMLC_ROLE'] == n.role
+        assert (n.env['DMLC_PS_ROOT_URI'], n.env['DMLC_PS_ROOT_PORT']) == ('10.0.0.1', '9000')
+        assert (n.env['DMLC_NUM_WORKER'], n.env['DMLC_NUM_SERVER']) == ('3', '2')
+        assert n.env['DMLC_NODE_HOST'] == (n.host or '10.0.0.1')
+    assert nodes[-1].command == ['python', 'train.py']
+    local = plan(['w'], 2)
+    assert {n.env['DMLC_NODE_HOST'] for n in local} == {'127.0.0.1'}
+    assert [n.host for n in local] == [None] * 4
+
+
+def test_a_dying_worker_fails_the_job_with_a_clear_message_not_a_hang():
+    proc, seconds = _launch(['-n', '2', '--timeout', '100'], DYING_WORKER)
+    assert proc.returncode == 1
+    assert 'exited with status 3' in proc.stderr and 'worker' in proc.stderr, proc.stderr
+    assert 'stopping the' in proc.stderr
+    assert seconds < 60
+
+
+def test_timeout_stops_a_job_that_hangs():
+    proc, seconds = _launch(['-n', '1', '--timeout', '3'],
+                            'import time; time.sleep(600)')
+    assert proc.returncode == 1
+    assert 'did not finish within --timeout 3' in proc.stderr
+    assert seconds < 30
+
+
+def test_hostfile_starts_workers_and_servers_through_the_remote_shell(tmp_path):
+    """Two 'hosts' that are this machine, reached through a stand-in for ssh that runs
+    the command locally and records which host it was asked for."""
+    fake_ssh = tmp_path / 'fake_ssh'
+    fake_ssh.write_text('#!/bin/sh\nhost=$1; shift\necho "$host" >> %s\nexec sh -c "$1"\n'
+                        % (tmp_path / 'hosts_used'))
+    fake_ssh.chmod(0o755)
+    (tmp_path / 'hosts').write_text('# two hosts\n127.0.0.1\nlocalhost\n')
+    proc, _ = _launch(['-n', '2', '-H', str(tmp_path / 'hosts'), '--ssh', str(fake_ssh),
+                       '--timeout', '100'], SUM_WORKER)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(l for l in proc.stdout.splitlines() if l.startswith('rank')) == [
+        'rank 0 of 2: sum 3', 'rank 1 of 2: sum 3']
+    # 2 servers (one per host) and 2 workers, in turn
+    assert sorted((tmp_path / 'hosts_used').read_text().split()) == ['127.0.0.1'] * 2 + [
+        'localhost'] * 2
