@@ -26,6 +26,7 @@ setup(
         'gluon-deeplab-eval=gluon_deeplab.evaluate:main',
         'gluon-deeplab-predict=gluon_deeplab.predict:main',
         'gluon-deeplab-export=gluon_deeplab.export:main',
+        'gluon-deeplab-launch=gluon_deeplab.launch:main',
     ]},
     license='Apache-2.0',
 )

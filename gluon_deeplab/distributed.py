@@ -72,6 +72,10 @@ class HorovodKVStore(KVStoreBase):
     def num_workers(self):
         return self._hvd.size()
 
+    @property
+    def local_rank(self):
+        return self._hvd.local_rank()
+
 
 class Workers(object):
     """This process's place among the training processes, and the collective steps
@@ -85,7 +89,8 @@ class Workers(object):
     the launcher's environment, ImportError for Horovod when it is not installed.
 
     Attributes: ``rank`` (0-based), ``num_workers``, ``is_root`` (rank 0: the worker
-    that evaluates, logs and writes checkpoints), ``kvstore`` (None for one process).
+    that evaluates, logs and writes checkpoints), ``kvstore`` (None for one process),
+    ``local_rank`` (Horovod: the process's index on its machine; otherwise 0).
     """
 
     def __init__(self, kvstore='device'):
@@ -105,6 +110,7 @@ class Workers(object):
         self.rank = self.kvstore.rank if self.kvstore else 0
         self.num_workers = self.kvstore.num_workers if self.kvstore else 1
         self.is_root = self.rank == 0
+        self.local_rank = getattr(self.kvstore, 'local_rank', 0)
         self._keys = {}
 
     def __repr__(self):

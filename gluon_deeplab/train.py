@@ -96,7 +96,8 @@ def parse_args(argv=None):
     g.add_argument('--kvstore', default='device', choices=KVSTORES,
                    help='how gradients are summed: device/local (one process), dist_sync / '
                         'dist_device_sync (several processes started by '
-                        'scripts/launch_dist.py), horovod (horovodrun)')
+                        'scripts/launch_dist.py), horovod (horovodrun; each process uses the '
+                        'device of --gpus at its local rank)')
     g.add_argument('--run_dir', default=None, help='default: runs/<dataset>_<head>_os<stride>')
     g.add_argument('--resume', default=None,
                    help='run folder (or checkpoint .json) to continue; "-1" or empty: none')
@@ -256,6 +257,8 @@ def fit(args, ctx=None, workers=None):
     """
     ctx = ctx or parse_contexts(args.gpus)
     workers = workers or Workers(args.kvstore)
+    if workers.name == 'horovod':  # one device per process: the one at its local rank
+        ctx = [ctx[workers.local_rank % len(ctx)]]
     root = workers.is_root
     say = print if root else (lambda *a, **k: None)
     set_precision(args.dtype)

@@ -111,7 +111,7 @@ def test_horovod_store_drives_the_trainer(monkeypatch):
     fake = types.ModuleType('horovod.mxnet')
     fake.Sum = 'sum'
     fake.init = lambda: calls.append('init')
-    fake.rank, fake.size = (lambda: 0), (lambda: 1)
+    fake.rank, fake.size, fake.local_rank = (lambda: 0), (lambda: 1), (lambda: 0)
     fake.broadcast_ = lambda tensor, root_rank, name: calls.append('broadcast')
     fake.allreduce_ = lambda tensor, name, op: calls.append(('allreduce', op))
     monkeypatch.setitem(sys.modules, 'horovod', types.ModuleType('horovod'))
