@@ -130,23 +130,22 @@ class Workers(object):
         return gluon.Trainer(params, optimizer, optimizer_params, kvstore=self.kvstore,
                              update_on_kvstore=False)
 
-    def broadcast_parameters(self, params):
-        """Give every device of every worker rank 0's values of ``params`` (Gluon
-        Parameters with their shapes), before the first step: the Trainer would do it
-        only inside its first ``step``, after each worker computed its first gradients
-        with its own initial weights."""
-        if self.num_workers == 1:
+    def start(self, trainer, params):
+        """Before the first step: give every worker rank 0's values of ``params`` (the
+        Parameters of ``trainer``, with their shapes) and the store its keys, and wait
+        until done. The Trainer would do this inside its first ``step``: after each
+        worker computed its first gradients with its own initial weights, and with its
+        pulls of those weights free to run after the first gradients were pushed to the
+        same keys (seen: a different first update in about half the runs)."""
+        if self.kvstore is None:
             return
         for param in params:
-            arrays = param.list_data()
-            # New arrays: after an inference pass oneDNN may hold weights in its own
-            # layout, which the key-value store cannot send.
-            values = [mx.nd.array(a.asnumpy(), ctx=a.context, dtype=a.dtype)
-                      if i == 0 and self.is_root else mx.nd.zeros_like(a)
-                      for i, a in enumerate(arrays)]
-            self.sum('initial ' + param.name, values)  # = rank 0's first copy
-            for a, v in zip(arrays, values):
-                v.copyto(a)
+            # After an inference pass oneDNN may keep weights in its own layout, which the
+            # store cannot send ("init N first" on the server): new default-layout arrays.
+            param.reset_ctx(param.list_ctx())
+        trainer._init_kvstore()  # the Trainer's own steps (MXNet 1.9.1): create the store,
+        trainer._init_params()   # then broadcast rank 0's values (init + pull)
+        mx.nd.waitall()
 
     def sum(self, name, arrays):
         """Sum ``arrays`` (NDArrays of one shape, one per device of this worker) over

@@ -131,9 +131,11 @@ def train_step(net, loss_fn, trainer, data, label, ctx, check_finite=True, worke
     ``data`` (N, 3, H, W) float32 and ``label`` (N, H, W) class ids are this process's
     share of the global batch; with ``workers`` (``distributed.Workers``) the other
     shares are on the other workers. Each device's loss is the sum of its per-pixel
-    losses over its valid pixels; gradients are summed over all devices of all workers
-    and divided by the global count of valid pixels (``trainer.step``), which is the
-    gradient of the mean over all valid pixels of the global batch, whatever the split.
+    losses over its valid pixels (divided by the pixels of one image, a constant that
+    keeps gradients at the scale of a per-image mean); gradients are summed over all
+    devices of all workers and divided by the global count of valid pixels in the same
+    unit (``trainer.step``): the gradient of the mean over all valid pixels of the
+    global batch, whatever the split.
     With ``check_finite`` the global loss is read before the update, and
     FloatingPointError is raised, on every worker alike, instead of updating when it is
     NaN or infinite (gradients are computed, nothing is changed but BatchNorm's running
@@ -141,7 +143,8 @@ def train_step(net, loss_fn, trainer, data, label, ctx, check_finite=True, worke
     """
     datas = gluon.utils.split_and_load(data, ctx, even_split=False)
     labels = gluon.utils.split_data(label, len(ctx), even_split=False)
-    counts = [float((part.asnumpy() != IGNORE_LABEL).sum()) for part in labels]
+    unit = float(label[0].size)  # the same on every worker: crops have one size
+    counts = [float((part.asnumpy() != IGNORE_LABEL).sum()) / unit for part in labels]
     with autograd.record():
         losses = [loss_fn(net(x), y.as_in_context(x.context)) * n
                   for x, y, n in zip(datas, labels, counts)]
@@ -153,12 +156,13 @@ def train_step(net, loss_fn, trainer, data, label, ctx, check_finite=True, worke
         count = float(totals[0].asscalar())
     else:
         count = sum(counts)
-    loss = totals[1:2] / max(count, 1.0)
+    count = max(count, 1.0 / unit)  # no valid pixel: a zero gradient, a zero loss
+    loss = totals[1:2] / count
     if check_finite:
         value = float(loss.asscalar())
         if not math.isfinite(value):
             raise FloatingPointError('loss is %s' % value)
-    trainer.step(max(count, 1.0))
+    trainer.step(count)
     return loss
 
 
@@ -310,7 +314,7 @@ def fit(args, ctx=None, workers=None):
             with open(log_path) as f:
                 records = [r for r in map(json.loads, f) if r['epoch'] <= state['epoch']]
         say('resumed from %s: epoch %d, iteration %d' % (ckpt, state['epoch'], iteration))
-    workers.broadcast_parameters(net.collect_params().values())
+    workers.start(trainer, net.collect_params().values())
     say('%s: %d train / %d val images, %d iterations/epoch, %d iterations, %d epochs, '
         'head %s, output stride %d, devices %s%s'
         % (args.dataset, len(train_set), len(val_set), iters_per_epoch, max_iter, epochs,

@@ -36,7 +36,7 @@ def _train(workers, seed):
     net.hybridize()
     trainer = workers.trainer(net.collect_params(), 'sgd',
                               {'learning_rate': 0.5, 'momentum': 0.9, 'wd': 1e-3})
-    workers.broadcast_parameters(net.collect_params().values())
+    workers.start(trainer, net.collect_params().values())
     losses = []
     for step, (data, label) in enumerate(_batches()):
         trainer.set_learning_rate(0.5 * (1 - step / STEPS) ** 0.9)
