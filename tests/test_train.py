@@ -324,7 +324,8 @@ def test_two_workers_train_the_shipped_sample_through_the_launcher(tmp_path):
          '--workers', '0', '--max_iter', '3', '--run_dir', run, '--no_progress'],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=360)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    sums = re.findall(r'worker (\d) of 2 \(dist_sync\): parameter checksum (\w+)', proc.stdout)
+    sums = re.findall(r'worker (\d) of 2 \(dist_sync\): parameter checksum ([0-9a-f]{12})',
+                      proc.stdout)
     assert sorted(rank for rank, _ in sums) == ['0', '1'], proc.stdout
     assert sums[0][1] == sums[1][1]  # both workers hold the same parameters
     assert proc.stdout.count('phase 1 epoch 1/1 iter 3') == 1  # rank 0 alone reports
