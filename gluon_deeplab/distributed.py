@@ -24,6 +24,14 @@ KVSTORES = ('device', 'local', 'dist_sync', 'dist_device_sync', 'horovod')
 _FIRST_KEY = 1 << 30
 
 
+def _device_sum(arrays):
+    """A new array: the sum of ``arrays`` (one per device), on the first one's device."""
+    total = arrays[0].copy()
+    for a in arrays[1:]:
+        total += a.as_in_context(total.context)
+    return total
+
+
 class HorovodKVStore(KVStoreBase):
     """MXNet key-value store interface over Horovod's allreduce (Horovod for MXNet must
     be installed; MXNet 1.9 has no such store of its own): ``pushpull`` sums over every
@@ -48,9 +56,7 @@ class HorovodKVStore(KVStoreBase):
 
     def pushpull(self, key, value, out=None, priority=0):
         values = value if isinstance(value, (list, tuple)) else [value]
-        total = values[0].copy()
-        for v in values[1:]:
-            total += v.as_in_context(total.context)
+        total = _device_sum(values)
         self._hvd.allreduce_(total, name=str(key), op=self._hvd.Sum)
         for o in (values if out is None else out if isinstance(out, (list, tuple))
                   else [out]):
@@ -152,9 +158,7 @@ class Workers(object):
         every device of every worker, in place. ``name`` identifies the quantity; every
         worker must make the same calls in the same order."""
         if self.kvstore is None:
-            total = arrays[0].copy()
-            for a in arrays[1:]:
-                total += a.as_in_context(total.context)
+            total = _device_sum(arrays)
             for a in arrays:
                 total.copyto(a)
             return
