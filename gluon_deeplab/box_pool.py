@@ -10,7 +10,12 @@ element, whatever k is.
 """
 from mxnet.gluon import nn
 
-__all__ = ['BoxAvgPool2D', 'CascadeAvgPool2D', 'POOLINGS']
+__all__ = ['BoxAvgPool2D', 'CascadeAvgPool2D', 'same_avg_pool', 'fastest_avg_pool', 'POOLINGS']
+
+
+def _check_odd(pool_size):
+    if int(pool_size) != pool_size or pool_size < 1 or pool_size % 2 == 0:
+        raise ValueError('pool_size must be a positive odd integer, got %r' % (pool_size,))
 
 
 def _band(F, x, axis, radius):
@@ -33,8 +38,7 @@ class BoxAvgPool2D(nn.HybridBlock):
 
     def __init__(self, pool_size, **kwargs):
         super(BoxAvgPool2D, self).__init__(**kwargs)
-        if int(pool_size) != pool_size or pool_size < 1 or pool_size % 2 == 0:
-            raise ValueError('pool_size must be a positive odd integer, got %r' % (pool_size,))
+        _check_odd(pool_size)
         self.pool_size = int(pool_size)
 
     def hybrid_forward(self, F, x):
@@ -91,6 +95,24 @@ class CascadeAvgPool2D(nn.HybridBlock):
         return '%s(pool_size=%d)' % (self.__class__.__name__, self.pool_size)
 
 
-#: ``pooling`` name of the Vortex heads -> the pool class. Both give the same maps; box sums
-#: were the faster on the 2-core CPU measured (``scripts/bench.py``'s pools table): the default.
-POOLINGS = {'box': BoxAvgPool2D, 'cascade': CascadeAvgPool2D}
+def same_avg_pool(pool_size):
+    """MXNet's own ``nn.AvgPool2D(pool_size, 1, pool_size // 2, count_include_pad=True)``
+    (oneDNN on CPU). Raises ValueError if ``pool_size`` is not a positive odd integer."""
+    _check_odd(pool_size)
+    return nn.AvgPool2D(pool_size, 1, pool_size // 2, count_include_pad=True)
+
+
+def fastest_avg_pool(pool_size):
+    """The faster of the exact pools for this window on the CPU measured
+    (``scripts/bench.py``'s pools table; forward + backward on 20x20 to 65x65 maps):
+    ``same_avg_pool`` up to 9 x 9, where oneDNN's pooling beat box sums by 1.3-2.9x, and
+    ``BoxAvgPool2D`` above, where the pooling's backward pass grows with the window (27 x
+    27: 14-18x slower than box sums) and its forward pass mostly averages padding on small
+    maps. Raises ValueError if ``pool_size`` is not a positive odd integer."""
+    return same_avg_pool(pool_size) if pool_size <= 9 else BoxAvgPool2D(pool_size)
+
+
+#: ``pooling`` name of the Vortex heads -> pool factory (pool size -> block). All give the
+#: same maps; ``'fastest'``, the default, picks per window size.
+POOLINGS = {'fastest': fastest_avg_pool, 'box': BoxAvgPool2D, 'cascade': CascadeAvgPool2D,
+            'pooling': same_avg_pool}

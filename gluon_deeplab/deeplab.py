@@ -5,6 +5,7 @@ import functools
 import mxnet as mx
 from mxnet.gluon import nn
 
+from .atrous import AtrousConv2D
 from .heads import HEADS
 from .resnet import ResNetV2Trunk, TRUNK_LAYERS, load_model_zoo_params
 
@@ -17,6 +18,12 @@ class DeepLabV3(nn.HybridBlock):
     Input (N, 3, H, W) float32, normalised; output (N, num_classes, H, W) float32 logits,
     for any H and W. Setting ``output_size = (H, W)`` (before hybridizing) resizes to that
     fixed size instead, for exporters that need explicit sizes (``export.py``).
+
+    Before each forward on an NDArray it tells the head's ``AtrousConv2D`` layers the
+    feature map size (ceil(H / output stride), ceil(W / output stride)) and whether it
+    is training, so that training skips the atrous taps that only read padding; when
+    that changes what they compute (a new crop size, training <-> evaluation), the
+    hybridized graph is rebuilt.
     """
 
     def __init__(self, backbone, head, **kwargs):
@@ -24,6 +31,18 @@ class DeepLabV3(nn.HybridBlock):
         self.backbone = backbone
         self.head = head
         self.output_size = None
+
+    def forward(self, x, *args):
+        stride = getattr(self.backbone, 'output_stride', None)
+        if isinstance(x, mx.nd.NDArray) and stride:
+            size = tuple(-(-n // stride) for n in x.shape[2:])
+            convs = []
+            self.head.apply(lambda b: convs.append(b) if isinstance(b, AtrousConv2D) else None)
+            training = mx.autograd.is_training()
+            if any([conv.set_map_size(size, training) for conv in convs]):
+                self.apply(lambda b: b._clear_cached_op() if isinstance(b, nn.HybridBlock)
+                           else None)
+        return super(DeepLabV3, self).forward(x, *args)
 
     def hybrid_forward(self, F, x):
         logits = self.head(self.backbone(x))

@@ -8,6 +8,7 @@ classifier live once in ``ContextHead``.
 from mxnet.gluon import nn
 from mxnet.gluon.contrib.nn import HybridConcurrent
 
+from .atrous import AtrousConv2D
 from .box_pool import POOLINGS
 
 __all__ = ['ContextHead', 'ASPP', 'VortexPooling', 'VortexModuleA', 'HEADS', 'HEAD_BY_NUMBER',
@@ -16,8 +17,8 @@ __all__ = ['ContextHead', 'ASPP', 'VortexPooling', 'VortexModuleA', 'HEADS', 'HE
 
 def _conv_bn_relu(channels, kernel, dilation=1, norm_layer=nn.BatchNorm):
     block = nn.HybridSequential(prefix='')
-    block.add(nn.Conv2D(channels, kernel, padding=dilation * (kernel // 2),
-                        dilation=dilation, use_bias=False),
+    block.add(AtrousConv2D(channels, dilation) if kernel == 3
+              else nn.Conv2D(channels, kernel, use_bias=False),
               norm_layer(),
               nn.Activation('relu'))
     return block
@@ -92,15 +93,16 @@ class VortexPooling(ContextHead):
     branch; for each r in ``rates`` a stride-1 r x r average pooling followed by a 3x3
     atrous conv of rate r (the pooling grows with the rate); and image pooling.
 
-    ``pooling`` picks how the zero-padded average pools are computed, with equal results:
-    ``'box'`` (separable box sums, ``BoxAvgPool2D``) or ``'cascade'`` (the paper's
-    Fig. 4, ``CascadeAvgPool2D``; pool sizes must be powers of 3). Raises ValueError
-    for another name.
+    ``pooling`` picks how the zero-padded average pools are computed, with equal results
+    (``box_pool.POOLINGS``): ``'fastest'`` (MXNet's pooling up to 9 x 9, box sums above),
+    ``'box'`` (separable box sums, ``BoxAvgPool2D``), ``'cascade'`` (the paper's Fig. 4,
+    ``CascadeAvgPool2D``; pool sizes must be powers of 3) or ``'pooling'`` (MXNet's
+    ``AvgPool2D``). Raises ValueError for another name.
     """
     #: Pool size before each atrous branch; None: the branch's rate (Module B).
     POOL_SIZE = None
 
-    def __init__(self, num_classes, rates=(3, 9, 27), pooling='box', **kwargs):
+    def __init__(self, num_classes, rates=(3, 9, 27), pooling='fastest', **kwargs):
         if pooling not in POOLINGS:
             raise ValueError('unknown pooling %r; valid names: %s'
                              % (pooling, ', '.join(sorted(POOLINGS))))

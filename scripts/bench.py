@@ -11,9 +11,11 @@ auxiliary head) at the same input and batch size, all randomly initialised. Per 
 training step (forward + backward + SGD update) and inference images/s, median over
 ``--iters`` timed iterations after ``--warmup``; peak resident memory while the row ran
 (GPU: memory in use after it); parameter count; training and inference speed relative
-to GluonCV. Then the Vortex pools alone (box sums, the paper's cascade, ``AvgPool2D``),
-forward + backward, on the trunk's output at this size. Prints Markdown tables and
-writes everything to ``--json``.
+to GluonCV. Then, on the trunk's output at this size, forward + backward: the Vortex
+pools alone (each of ``box_pool.POOLINGS``), and each head rate's 3x3 atrous
+convolution (2048 -> 256 channels) computed whole and by live taps
+(``atrous.AtrousConv2D``), with the share of its work that reads inside the map and
+the way training uses. Prints Markdown tables and writes everything to ``--json``.
 
 With ``--eval_data``, one evaluation pass over CamVid val (DataLoader, inference, metric)
 with our ASPP network at ``--eval_stride``, and the share of it that the data loading
@@ -30,8 +32,10 @@ import time
 import mxnet as mx
 from mxnet import autograd, gluon
 
+from gluon_deeplab import atrous
 from gluon_deeplab.box_pool import POOLINGS
 from gluon_deeplab.deeplab import get_deeplab
+from gluon_deeplab.heads import aspp_rates
 from gluon_deeplab.devices import parse_contexts
 from gluon_deeplab.loss import SoftmaxCrossEntropyLoss
 from gluon_deeplab.precision import set_precision
@@ -122,9 +126,7 @@ def bench_pools(args, ctx):
     for stride, side in ((16, size), (8, 2 * size)):
         x = mx.nd.random.normal(shape=(args.batch_size, 2048, side, side), ctx=ctx[0])
         x.attach_grad()
-        pools = dict(POOLINGS, AvgPool2D=lambda k: gluon.nn.AvgPool2D(
-            k, 1, k // 2, count_include_pad=True))
-        for name, pool_cls in pools.items():
+        for name, pool_cls in POOLINGS.items():
             blocks = [pool_cls(k) for k in (3, 9, 27)]
             for b in blocks:
                 b.hybridize(static_alloc=True, static_shape=True)
@@ -135,6 +137,31 @@ def bench_pools(args, ctx):
                 total.backward()
             rows.append({'output_stride': stride, 'map': side, 'pooling': name,
                          'ms': 1000 * median_seconds(step, args.warmup, args.iters)})
+    return rows
+
+
+def bench_atrous(args, ctx):
+    size = -(-args.size // 16)
+    rows = []
+    for stride, side in ((16, size), (8, 2 * size)):
+        x = mx.nd.random.normal(shape=(args.batch_size, 2048, side, side), ctx=ctx[0])
+        x.attach_grad()
+        for rate in sorted(set(aspp_rates(stride) + (3, 9, 27))):
+            conv = atrous.AtrousConv2D(256, rate, in_channels=2048)
+            conv.initialize(ctx=ctx)
+            row = {'output_stride': stride, 'map': side, 'rate': rate,
+                   'live_share': atrous.live_fraction(rate, (side, side)),
+                   'training_uses': 'taps' if conv.set_map_size((side, side), True) else 'whole'}
+            for name, taps in (('whole_ms', None), ('taps_ms', atrous.live_taps(rate, (side, side)))):
+                conv.taps = taps
+                conv.hybridize(static_alloc=True, static_shape=True)  # rebuilds the graph
+
+                def step():
+                    with autograd.record():
+                        y = conv(x)
+                    y.backward()
+                row[name] = 1000 * median_seconds(step, args.warmup, args.iters)
+            rows.append(row)
     return rows
 
 
@@ -219,6 +246,15 @@ def main(argv=None):
         for r in results['pools']:
             print('| %d | %dx%d | %s | %.1f |' % (r['output_stride'], r['map'], r['map'],
                                                  r['pooling'], r['ms']))
+        results['atrous'] = bench_atrous(args, ctx)
+        print('\n3x3 atrous convolution (%d, 2048, h, w) -> 256 channels, forward + backward:\n'
+              % args.batch_size)
+        print('| output stride | map | rate | live share | whole ms | by taps ms | training uses |')
+        print('|---|---|---|---|---|---|---|')
+        for r in results['atrous']:
+            print('| %d | %dx%d | %d | %.2f | %.1f | %.1f | %s |'
+                  % (r['output_stride'], r['map'], r['map'], r['rate'], r['live_share'],
+                     r['whole_ms'], r['taps_ms'], r['training_uses']))
     if args.eval_data:
         e = results['eval'] = bench_eval(args, ctx)
         print('\nCamVid val pass, %d images, ours ASPP OS %d: %.1f s; data loading alone %.1f s '

@@ -4,7 +4,7 @@ from mxnet import autograd
 from mxnet.gluon import nn
 
 from conftest import max_abs_diff
-from gluon_deeplab.box_pool import BoxAvgPool2D, CascadeAvgPool2D
+from gluon_deeplab.box_pool import BoxAvgPool2D, CascadeAvgPool2D, POOLINGS
 
 
 @pytest.mark.parametrize('k', [3, 9, 27])
@@ -50,3 +50,18 @@ def test_rejects_even_or_non_integer_sizes(k):
 def test_cascade_needs_a_power_of_three(k):
     with pytest.raises(ValueError, match='power of 3'):
         CascadeAvgPool2D(k)
+
+
+@pytest.mark.parametrize('name', sorted(POOLINGS))
+def test_every_pooling_choice_equals_zero_padded_avg_pool(name):
+    x = mx.nd.random.normal(shape=(1, 3, 11, 30))
+    for k in (3, 9, 27):
+        ref = mx.nd.Pooling(x, kernel=(k, k), stride=(1, 1), pad=(k // 2, k // 2),
+                            pool_type='avg', count_include_pad=True)
+        assert max_abs_diff(POOLINGS[name](k)(x), ref) < 1e-5
+
+
+def test_fastest_uses_mxnet_pooling_up_to_9_and_box_sums_above():
+    assert [type(POOLINGS['fastest'](k)) for k in (3, 9, 27)] == [nn.AvgPool2D] * 2 + [BoxAvgPool2D]
+    with pytest.raises(ValueError, match='odd'):
+        POOLINGS['pooling'](4)

@@ -7,6 +7,9 @@ from mxnet.gluon.model_zoo import vision
 
 from conftest import max_abs_diff
 from gluon_deeplab import get_deeplab
+from gluon_deeplab.atrous import AtrousConv2D
+from gluon_deeplab.deeplab import DeepLabV3
+from gluon_deeplab.heads import ASPP
 
 
 @pytest.mark.parametrize('head', ['aspp', 'vortex'])
@@ -80,3 +83,58 @@ def test_unknown_names_list_the_valid_ones():
         get_deeplab(backbone='resnet50')
     with pytest.raises(ValueError, match='output_stride'):
         get_deeplab(output_stride=32)
+
+
+class _Stride16(nn.HybridBlock):
+    """Stand-in trunk: (N, 3, H, W) -> (N, 6, H / 16, W / 16) for multiples of 16."""
+    output_stride = 16
+
+    def __init__(self):
+        super(_Stride16, self).__init__()
+        self.conv = nn.Conv2D(6, 16, strides=16)
+
+    def hybrid_forward(self, F, x):
+        return self.conv(x)
+
+
+def _run(net, x, train):
+    x = x.copy()
+    x.attach_grad()
+    with mx.autograd.record(train_mode=train):
+        y = net(x)
+        loss = (y * y).sum()
+    loss.backward()
+    params = net.collect_params()
+    return [y, x.grad] + [params[k].grad() for k in sorted(params) if params[k].grad_req != 'null']
+
+
+@pytest.mark.parametrize('hybridize', [False, True])
+def test_training_skips_padding_taps_with_the_same_results(hybridize, monkeypatch):
+    """Map 20 x 22: rate 3 stays whole, rate 12 is computed by taps, rate 21's top and
+    bottom taps read only padding; at 20 x 20 its side taps do too. Evaluation uses the
+    whole convolutions again."""
+    net = DeepLabV3(_Stride16(), ASPP(4, rates=(3, 12, 21), channels=4, dropout=0.0))
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, 32, 32)))  # shapes
+    if hybridize:
+        net.hybridize(static_alloc=True)
+    convs = [b[0] for b in list(net.head.branches)[1:4]]
+    inputs = [mx.nd.random.normal(shape=(2, 3, 320, 352)),
+              mx.nd.random.normal(shape=(2, 3, 320, 320))]
+    running = {k: p.data().copy() for k, p in net.collect_params('.*running.*').items()}
+    with monkeypatch.context() as patch:  # reference: every tap, always
+        patch.setattr(AtrousConv2D, 'set_map_size', lambda self, size, training: False)
+        want = [_run(net, x, train) for x in inputs for train in (True, False)]
+    for k, p in net.collect_params('.*running.*').items():  # the same BN statistics again
+        p.set_data(running[k])
+    got = []
+    expected_taps = [[None, ((-12, 0, 12),) * 2, ((0,), (-21, 0, 21))],
+                     [None, ((-12, 0, 12),) * 2, ((0,), (0,))]]
+    for x, taps in zip(inputs, expected_taps):
+        got.append(_run(net, x, True))
+        assert [c.taps for c in convs] == taps
+        got.append(_run(net, x, False))
+        assert [c.taps for c in convs] == [None] * 3
+    for g, w in zip(got, want):
+        for a, b in zip(g, w):
+            assert max_abs_diff(a, b) < 1e-5 * (1 + b.abs().max().asscalar())

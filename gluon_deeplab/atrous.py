@@ -1,0 +1,117 @@
+"""3x3 atrous convolution that, while training, skips the taps that only read padding.
+
+With zero padding ``rate``, a 3x3 atrous convolution's output pixel (i, j) reads the
+input at (i + dy, j + dx) for dy, dx in (-rate, 0, rate). When the rate is large next to
+the feature map (ASPP's rate 36 on the 40 x 40 map of a 320-pixel crop at output
+stride 8; Vortex Pooling's rate 27 on any map under 28 pixels), most of those reads
+land in the padding. oneDNN's inference kernels skip them, but the kernels MXNet 1.9.1
+gets for training (forward, backward data, backward weights) often compute the whole
+zero-padded product (im2col + GEMM). Written as one 1x1 convolution per tap
+over the part of the map that the tap reads, the sum skips the padding exactly:
+
+    out = sum over live taps (dy, dx) of  pad(W[:, :, dy, dx] * x[rows, cols])
+
+where a tap is live when ``|dy| < H`` and ``|dx| < W`` and its 1x1 product covers only
+the ``(H - |dy|) x (W - |dx|)`` output pixels whose window reads the map. Padding
+contributes nothing to the output and gets no gradient, so both forms give the same
+output and the same gradients up to float rounding.
+"""
+import mxnet as mx
+from mxnet.gluon import nn
+
+__all__ = ['AtrousConv2D', 'live_taps', 'live_fraction']
+
+#: When some taps read only padding, computing by taps always paid. Otherwise it paid
+#: when the live taps do at most ``CROP_BELOW`` of the whole product's work on a map of
+#: at least ``MIN_SIDE`` pixels a side; on smaller maps the per-tap convolutions cost more
+#: than the padding they skip. Measured on 2 AMD EPYC cores, (2, 2048, n, n) -> 256
+#: channels, forward + backward, n = 8 to 65: by taps took 0.12-0.41x the time with dead
+#: taps, 0.26-0.96x at shares 0.16-0.6 on maps from 24 px, 1.1-2x on maps up to 16 px
+#: (``scripts/bench.py``'s atrous table shows it for one input size).
+CROP_BELOW = 0.6
+MIN_SIDE = 20
+
+
+def live_taps(rate, size):
+    """Tap offsets of a 3x3 atrous convolution (rate ``rate``) that read inside a map of
+    ``size`` = (H, W) pixels: ``((dy, ...), (dx, ...))``, each from (-rate, 0, rate)."""
+    return tuple(tuple(d for d in (-rate, 0, rate) if abs(d) < n) for n in size)
+
+
+def live_fraction(rate, size):
+    """Share of a 3x3 atrous convolution's multiply-adds (rate ``rate``, zero padding
+    ``rate``, on a map of ``size`` = (H, W) pixels) whose input lies inside the map, in
+    (0, 1]."""
+    share = 1.0
+    for offsets, n in zip(live_taps(rate, size), size):
+        share *= sum(n - abs(d) for d in offsets) / (3.0 * n)
+    return share
+
+
+class AtrousConv2D(nn.Conv2D):
+    """3x3 convolution with atrous rate ``rate``, zero padding ``rate``, no bias
+    (DeepLabV3 Sec. 3.1): (N, C_in, H, W) float32 -> (N, channels, H, W).
+
+    Parameters are those of ``nn.Conv2D(channels, 3, padding=rate, dilation=rate,
+    use_bias=False)`` (weight (channels, C_in, 3, 3)), so checkpoints do not change.
+    By default it is that convolution. After ``set_map_size((H, W), training=True)``
+    with a map where that pays (``CROP_BELOW``, ``MIN_SIDE``), it computes one 1x1
+    convolution per live tap over the region that tap reads instead (the module's
+    docstring); the output and gradients are the same up to float rounding for every
+    input with the same live taps (checked when called on NDArrays). ``DeepLabV3`` sets the map size before each forward and
+    rebuilds its graph when the choice changes; inference always uses the plain
+    convolution, whose oneDNN kernel already skips the padding.
+
+    Raises ValueError if ``rate`` is not a positive integer.
+    """
+
+    def __init__(self, channels, rate, in_channels=0, **kwargs):
+        if int(rate) != rate or rate < 1:
+            raise ValueError('atrous rate must be a positive integer, got %r' % (rate,))
+        super(AtrousConv2D, self).__init__(channels, 3, padding=rate, dilation=rate,
+                                           use_bias=False, in_channels=in_channels, **kwargs)
+        self.rate = int(rate)
+        self.taps = None  # ((dy, ...), (dx, ...)) computed tap by tap; None: the plain conv
+
+    def set_map_size(self, size, training):
+        """Choose how to compute for inputs of spatial size ``size`` = (H, W) (None: any
+        size), in training (True) or inference mode. Returns True if the choice changed
+        (a hybridized parent must then rebuild its graph)."""
+        taps = None
+        shape_known = self.weight.shape and 0 not in self.weight.shape  # else: still deferred
+        if training and size is not None and shape_known:
+            live = live_taps(self.rate, size)
+            if live != ((-self.rate, 0, self.rate),) * 2 or (
+                    min(size) >= MIN_SIDE and live_fraction(self.rate, size) <= CROP_BELOW):
+                taps = live
+        changed, self.taps = taps != self.taps, taps
+        return changed
+
+    def hybrid_forward(self, F, x, weight, bias=None):
+        if self.taps is None:
+            return super(AtrousConv2D, self).hybrid_forward(F, x, weight)
+        if F is mx.nd and self.taps != live_taps(self.rate, x.shape[2:]):
+            raise ValueError('AtrousConv2D(rate=%d) was set for taps %s, which do not fit '
+                             'an input of size %s' % (self.rate, self.taps, x.shape[2:]))
+        r, parts = self.rate, []
+        for dy in self.taps[0]:
+            for dx in self.taps[1]:
+                part = x
+                for axis, d in ((2, dy), (3, dx)):
+                    if d:  # the rows (columns) this tap reads: [d, n) or [0, n + d)
+                        part = F.slice_axis(part, axis=axis, begin=max(d, 0),
+                                            end=d if d < 0 else None)
+                ky, kx = dy // r + 1, dx // r + 1
+                tap = F.slice(weight, begin=(None, None, ky, kx), end=(None, None, ky + 1, kx + 1))
+                part = F.Convolution(part, tap, kernel=(1, 1), num_filter=self._channels,
+                                     no_bias=True)
+                if dy or dx:  # back to the output pixels that read them
+                    part = F.pad(part, mode='constant', pad_width=(
+                        0, 0, 0, 0, max(-dy, 0), max(dy, 0), max(-dx, 0), max(dx, 0)))
+                parts.append(part)
+        return F.add_n(*parts) if len(parts) > 1 else parts[0]
+
+    def __repr__(self):
+        return '%s(%s -> %d, rate=%d, taps=%s)' % (self.__class__.__name__,
+                                                 self._in_channels or None, self._channels,
+                                                 self.rate, self.taps or 'all')
