@@ -22,14 +22,14 @@ from mxnet.gluon import nn
 __all__ = ['AtrousConv2D', 'live_taps', 'live_fraction']
 
 #: When some taps read only padding, computing by taps always paid. Otherwise it paid
-#: when the live taps do at most ``CROP_BELOW`` of the whole product's work on a map of
-#: at least ``MIN_SIDE`` pixels a side; on smaller maps the per-tap convolutions cost more
-#: than the padding they skip. Measured on 2 AMD EPYC cores, (2, 2048, n, n) -> 256
-#: channels, forward + backward, n = 8 to 65: by taps took 0.12-0.41x the time with dead
-#: taps, 0.26-0.96x at shares 0.16-0.6 on maps from 24 px, 1.1-2x on maps up to 16 px
-#: (``scripts/bench.py``'s atrous table shows it for one input size).
-CROP_BELOW = 0.6
-MIN_SIDE = 20
+#: when the live taps do little of the whole product's work, and the larger the map the
+#: more: ``(smallest side, largest share)`` pairs, the first that fits decides. Measured
+#: on 2 AMD EPYC cores, (2, 2048, n, n) -> 256 channels, forward + backward, n = 8 to 65:
+#: with dead taps by taps took 0.12-0.41x the time; otherwise 0.26-0.9x at shares up to
+#: 0.7 on maps from 33 px, 0.4-0.8x at shares up to 0.33 on 20-28 px, and about 1x or
+#: more above those shares or on maps up to 16 px, where the per-tap convolutions cost
+#: more than the padding they skip (``scripts/bench.py``'s atrous table, for one size).
+TAPS_PAY = ((32, 0.7), (20, 0.35))
 
 
 def live_taps(rate, size):
@@ -55,12 +55,13 @@ class AtrousConv2D(nn.Conv2D):
     Parameters are those of ``nn.Conv2D(channels, 3, padding=rate, dilation=rate,
     use_bias=False)`` (weight (channels, C_in, 3, 3)), so checkpoints do not change.
     By default it is that convolution. After ``set_map_size((H, W), training=True)``
-    with a map where that pays (``CROP_BELOW``, ``MIN_SIDE``), it computes one 1x1
+    with a map where that pays (``TAPS_PAY``), it computes one 1x1
     convolution per live tap over the region that tap reads instead (the module's
     docstring); the output and gradients are the same up to float rounding for every
     input with the same live taps (checked when called on NDArrays). ``DeepLabV3`` sets the map size before each forward and
-    rebuilds its graph when the choice changes; inference always uses the plain
-    convolution, whose oneDNN kernel already skips the padding.
+    rebuilds its graph when the choice changes. Inference always uses the plain
+    convolution, whose oneDNN kernel already skips the padding, and so do GPUs (not
+    measured there).
 
     Raises ValueError if ``rate`` is not a positive integer.
     """
@@ -73,16 +74,17 @@ class AtrousConv2D(nn.Conv2D):
         self.rate = int(rate)
         self.taps = None  # ((dy, ...), (dx, ...)) computed tap by tap; None: the plain conv
 
-    def set_map_size(self, size, training):
+    def set_map_size(self, size, training, device_type='cpu'):
         """Choose how to compute for inputs of spatial size ``size`` = (H, W) (None: any
-        size), in training (True) or inference mode. Returns True if the choice changed
-        (a hybridized parent must then rebuild its graph)."""
+        size), in training (True) or inference mode, on ``device_type`` ('cpu' or 'gpu';
+        taps only on the CPU, where they were measured). Returns True if the choice
+        changed (a hybridized parent must then rebuild its graph)."""
         taps = None
         shape_known = self.weight.shape and 0 not in self.weight.shape  # else: still deferred
-        if training and size is not None and shape_known:
-            live = live_taps(self.rate, size)
-            if live != ((-self.rate, 0, self.rate),) * 2 or (
-                    min(size) >= MIN_SIDE and live_fraction(self.rate, size) <= CROP_BELOW):
+        if training and device_type == 'cpu' and size is not None and shape_known:
+            live, share = live_taps(self.rate, size), live_fraction(self.rate, size)
+            ceiling = next((most for side, most in TAPS_PAY if min(size) >= side), 0.0)
+            if live != ((-self.rate, 0, self.rate),) * 2 or share <= ceiling:
                 taps = live
         changed, self.taps = taps != self.taps, taps
         return changed

@@ -105,9 +105,9 @@ def same_avg_pool(pool_size):
 def fastest_avg_pool(pool_size):
     """The faster of the exact pools for this window on the CPU measured
     (``scripts/bench.py``'s pools table; forward + backward on 20x20 to 65x65 maps):
-    ``same_avg_pool`` up to 9 x 9, where oneDNN's pooling beat box sums by 1.3-2.9x, and
+    ``same_avg_pool`` up to 9 x 9, where oneDNN's pooling beat box sums by 1.5-2.9x, and
     ``BoxAvgPool2D`` above, where the pooling's backward pass grows with the window (27 x
-    27: 14-18x slower than box sums) and its forward pass mostly averages padding on small
+    27: 12-18x slower than box sums) and its forward pass mostly averages padding on small
     maps. Raises ValueError if ``pool_size`` is not a positive odd integer."""
     return same_avg_pool(pool_size) if pool_size <= 9 else BoxAvgPool2D(pool_size)
 

@@ -20,10 +20,10 @@ class DeepLabV3(nn.HybridBlock):
     fixed size instead, for exporters that need explicit sizes (``export.py``).
 
     Before each forward on an NDArray it tells the head's ``AtrousConv2D`` layers the
-    feature map size (ceil(H / output stride), ceil(W / output stride)) and whether it
-    is training, so that training skips the atrous taps that only read padding; when
-    that changes what they compute (a new crop size, training <-> evaluation), the
-    hybridized graph is rebuilt.
+    feature map size (ceil(H / output stride), ceil(W / output stride)), whether it is
+    training and on which device, so that training on the CPU skips the atrous taps
+    that only read padding (``atrous.py``). When that changes what they compute (a new
+    crop size, training <-> evaluation), the hybridized graph is rebuilt.
     """
 
     def __init__(self, backbone, head, **kwargs):
@@ -38,8 +38,8 @@ class DeepLabV3(nn.HybridBlock):
             size = tuple(-(-n // stride) for n in x.shape[2:])
             convs = []
             self.head.apply(lambda b: convs.append(b) if isinstance(b, AtrousConv2D) else None)
-            training = mx.autograd.is_training()
-            if any([conv.set_map_size(size, training) for conv in convs]):
+            training, device = mx.autograd.is_training(), x.context.device_type
+            if any([conv.set_map_size(size, training, device) for conv in convs]):
                 self.apply(lambda b: b._clear_cached_op() if isinstance(b, nn.HybridBlock)
                            else None)
         return super(DeepLabV3, self).forward(x, *args)

@@ -127,16 +127,17 @@ def bench_pools(args, ctx):
         x = mx.nd.random.normal(shape=(args.batch_size, 2048, side, side), ctx=ctx[0])
         x.attach_grad()
         for name, pool_cls in POOLINGS.items():
-            blocks = [pool_cls(k) for k in (3, 9, 27)]
-            for b in blocks:
-                b.hybridize(static_alloc=True, static_shape=True)
+            row = {'output_stride': stride, 'map': side, 'pooling': name}
+            for k in (3, 9, 27):
+                pool = pool_cls(k)
+                pool.hybridize(static_alloc=True, static_shape=True)
 
-            def step():
-                with autograd.record():
-                    total = sum(b(x).sum() for b in blocks)
-                total.backward()
-            rows.append({'output_stride': stride, 'map': side, 'pooling': name,
-                         'ms': 1000 * median_seconds(step, args.warmup, args.iters)})
+                def step():
+                    with autograd.record():
+                        y = pool(x)
+                    y.backward()
+                row['ms_%d' % k] = 1000 * median_seconds(step, args.warmup, args.iters)
+            rows.append(row)
     return rows
 
 
@@ -208,7 +209,8 @@ def main(argv=None):
     p.add_argument('--warmup', type=int, default=2)
     p.add_argument('--iters', type=int, default=5)
     p.add_argument('--rows', default='aspp16,vortex16,vortex_a16,aspp8,vortex8,gluoncv',
-                   help='comma-separated rows: <head><output stride> or gluoncv')
+                   help='comma-separated rows: <head><output stride> or gluoncv; empty: '
+                        'only the pools and atrous tables')
     p.add_argument('--eval_data', default=None, help='CamVid root: also time one val pass')
     p.add_argument('--eval_stride', type=int, default=16, choices=(8, 16))
     p.add_argument('--workers', type=int, default=2, help='DataLoader workers (eval pass)')
@@ -220,7 +222,7 @@ def main(argv=None):
     print('%s, input %dx%d, batch %d, %s; median of %d iterations after %d warm-up\n'
           % (device, args.size, args.size, args.batch_size, args.dtype, args.iters, args.warmup))
     results = {'settings': vars(args), 'device': device, 'rows': []}
-    for row in args.rows.split(','):
+    for row in filter(None, args.rows.split(',')):
         if row == 'gluoncv':
             net, name = gluoncv_deeplab(args.size), 'GluonCV DeepLabV3 (OS 8)'
         else:
@@ -239,13 +241,15 @@ def main(argv=None):
                  ratio('infer_img_s'), r['memory_mb'], r['params_m']))
     if args.dtype == 'float32':
         results['pools'] = bench_pools(args, ctx)
-        print('\nVortex pools 3, 9, 27 on (%d, 2048, h, w), forward + backward:\n'
+        print('\nVortex pools on (%d, 2048, h, w), forward + backward, ms:\n'
               % args.batch_size)
-        print('| output stride | map | pooling | ms |')
-        print('|---|---|---|---|')
+        print('| output stride | map | pooling | 3x3 | 9x9 | 27x27 | all three |')
+        print('|---|---|---|---|---|---|---|')
         for r in results['pools']:
-            print('| %d | %dx%d | %s | %.1f |' % (r['output_stride'], r['map'], r['map'],
-                                                 r['pooling'], r['ms']))
+            ms = [r['ms_%d' % k] for k in (3, 9, 27)]
+            print('| %d | %dx%d | %s | %.1f | %.1f | %.1f | %.1f |'
+                  % ((r['output_stride'], r['map'], r['map'], r['pooling']) + tuple(ms)
+                     + (sum(ms),)))
         results['atrous'] = bench_atrous(args, ctx)
         print('\n3x3 atrous convolution (%d, 2048, h, w) -> 256 channels, forward + backward:\n'
               % args.batch_size)

@@ -61,8 +61,11 @@ def test_chooses_taps_only_for_training_on_maps_where_they_pay():
     assert conv.taps == ((-36, 0, 36), (-36, 0, 36))
     assert not conv.set_map_size((40, 40), training=True)  # unchanged: no rebuild needed
     assert conv.set_map_size((40, 40), training=False) and conv.taps is None
+    assert not conv.set_map_size((40, 40), training=True, device_type='gpu')
     assert not AtrousConv2D(4, 3, in_channels=8).set_map_size((40, 40), True)  # share 0.86
     assert not AtrousConv2D(4, 12, in_channels=8).set_map_size((16, 16), True)  # small map
+    assert not AtrousConv2D(4, 9, in_channels=8).set_map_size((20, 20), True)  # share 0.49
+    assert AtrousConv2D(4, 9, in_channels=8).set_map_size((33, 33), True)  # share 0.67
     conv = AtrousConv2D(4, 18, in_channels=8)  # ... unless some taps read only padding
     assert conv.set_map_size((16, 16), True) and conv.taps == ((0,), (0,))
     # Weight shape not known yet (deferred): plain, so shape inference still works.
@@ -80,5 +83,6 @@ def test_wrong_size_for_the_chosen_taps_is_an_error():
 
 
 def test_threshold_is_the_module_setting(monkeypatch):
-    monkeypatch.setattr(atrous, 'CROP_BELOW', 0.0)
+    monkeypatch.setattr(atrous, 'TAPS_PAY', ())
     assert not AtrousConv2D(4, 36, in_channels=8).set_map_size((40, 40), True)
+    assert AtrousConv2D(4, 36, in_channels=8).set_map_size((30, 40), True)  # dead taps
