@@ -55,13 +55,13 @@ class AtrousConv2D(nn.Conv2D):
     Parameters are those of ``nn.Conv2D(channels, 3, padding=rate, dilation=rate,
     use_bias=False)`` (weight (channels, C_in, 3, 3)), so checkpoints do not change.
     By default it is that convolution. After ``set_map_size((H, W), training=True)``
-    with a map where that pays (``TAPS_PAY``), it computes one 1x1
-    convolution per live tap over the region that tap reads instead (the module's
-    docstring); the output and gradients are the same up to float rounding for every
-    input with the same live taps (checked when called on NDArrays). ``DeepLabV3`` sets the map size before each forward and
-    rebuilds its graph when the choice changes. Inference always uses the plain
-    convolution, whose oneDNN kernel already skips the padding, and so do GPUs (not
-    measured there).
+    with a map where that pays (``TAPS_PAY``), it computes one 1x1 convolution per live
+    tap over the region that tap reads instead (the module's docstring); the output and
+    gradients are the same up to float rounding for every input with the same live taps
+    (checked when called on NDArrays). ``DeepLabV3`` sets the map size before each
+    forward and rebuilds its graph when the choice changes. Inference always uses the
+    plain convolution, whose oneDNN kernel already skips the padding, and so do GPUs
+    (not measured there).
 
     Raises ValueError if ``rate`` is not a positive integer.
     """
@@ -104,7 +104,8 @@ class AtrousConv2D(nn.Conv2D):
                         part = F.slice_axis(part, axis=axis, begin=max(d, 0),
                                             end=d if d < 0 else None)
                 ky, kx = dy // r + 1, dx // r + 1
-                tap = F.slice(weight, begin=(None, None, ky, kx), end=(None, None, ky + 1, kx + 1))
+                tap = F.slice(weight, begin=(None, None, ky, kx),
+                              end=(None, None, ky + 1, kx + 1))
                 part = F.Convolution(part, tap, kernel=(1, 1), num_filter=self._channels,
                                      no_bias=True)
                 if dy or dx:  # back to the output pixels that read them

@@ -35,8 +35,8 @@ from mxnet import autograd, gluon
 from gluon_deeplab import atrous
 from gluon_deeplab.box_pool import POOLINGS
 from gluon_deeplab.deeplab import get_deeplab
-from gluon_deeplab.heads import aspp_rates
 from gluon_deeplab.devices import parse_contexts
+from gluon_deeplab.heads import aspp_rates
 from gluon_deeplab.loss import SoftmaxCrossEntropyLoss
 from gluon_deeplab.precision import set_precision
 
@@ -153,7 +153,8 @@ def bench_atrous(args, ctx):
             row = {'output_stride': stride, 'map': side, 'rate': rate,
                    'live_share': atrous.live_fraction(rate, (side, side)),
                    'training_uses': 'taps' if conv.set_map_size((side, side), True) else 'whole'}
-            for name, taps in (('whole_ms', None), ('taps_ms', atrous.live_taps(rate, (side, side)))):
+            live = atrous.live_taps(rate, (side, side))
+            for name, taps in (('whole_ms', None), ('taps_ms', live)):
                 conv.taps = taps
                 conv.hybridize(static_alloc=True, static_shape=True)  # rebuilds the graph
 
