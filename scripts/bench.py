@@ -70,6 +70,15 @@ class PeakRSS(object):
         return 0
 
 
+def print_table(columns, rows):
+    """Print a Markdown table: ``columns`` are the header names, ``rows`` lists of cells
+    (text)."""
+    print('| %s |' % ' | '.join(columns))
+    print('|%s' % ('---|' * len(columns)))
+    for row in rows:
+        print('| %s |' % ' | '.join(row))
+
+
 def median_seconds(fn, warmup, iters):
     for _ in range(warmup):
         fn()
@@ -232,34 +241,31 @@ def main(argv=None):
         results['rows'].append(dict(bench_network(net, args, ctx), row=row, name=name))
         print('measured %s' % name, file=sys.stderr, flush=True)
     ref = {r['row']: r for r in results['rows']}.get('gluoncv')
-    print('| network | train img/s | inference img/s | train vs GluonCV | inference vs GluonCV '
-          '| peak memory MB | params M |')
-    print('|---|---|---|---|---|---|---|')
-    for r in results['rows']:
-        ratio = (lambda key: '%.2fx' % (r[key] / ref[key])) if ref else (lambda key: '-')
-        print('| %s | %.2f | %.2f | %s | %s | %.0f | %.1f |'
-              % (r['name'], r['train_img_s'], r['infer_img_s'], ratio('train_img_s'),
-                 ratio('infer_img_s'), r['memory_mb'], r['params_m']))
+
+    def ratio(r, key):
+        return '%.2fx' % (r[key] / ref[key]) if ref else '-'
+    print_table(['network', 'train img/s', 'inference img/s', 'train vs GluonCV',
+                 'inference vs GluonCV', 'peak memory MB', 'params M'],
+                [[r['name'], '%.2f' % r['train_img_s'], '%.2f' % r['infer_img_s'],
+                  ratio(r, 'train_img_s'), ratio(r, 'infer_img_s'), '%.0f' % r['memory_mb'],
+                  '%.1f' % r['params_m']] for r in results['rows']])
     if args.dtype == 'float32':
         results['pools'] = bench_pools(args, ctx)
         print('\nVortex pools on (%d, 2048, h, w), forward + backward, ms:\n'
               % args.batch_size)
-        print('| output stride | map | pooling | 3x3 | 9x9 | 27x27 | all three |')
-        print('|---|---|---|---|---|---|---|')
-        for r in results['pools']:
-            ms = [r['ms_%d' % k] for k in (3, 9, 27)]
-            print('| %d | %dx%d | %s | %.1f | %.1f | %.1f | %.1f |'
-                  % ((r['output_stride'], r['map'], r['map'], r['pooling']) + tuple(ms)
-                     + (sum(ms),)))
+        pool_ms = [[r['ms_%d' % k] for k in (3, 9, 27)] for r in results['pools']]
+        print_table(['output stride', 'map', 'pooling', '3x3', '9x9', '27x27', 'all three'],
+                    [['%d' % r['output_stride'], '%dx%d' % (r['map'], r['map']), r['pooling']]
+                     + ['%.1f' % t for t in ms + [sum(ms)]]
+                     for r, ms in zip(results['pools'], pool_ms)])
         results['atrous'] = bench_atrous(args, ctx)
         print('\n3x3 atrous convolution (%d, 2048, h, w) -> 256 channels, forward + backward:\n'
               % args.batch_size)
-        print('| output stride | map | rate | live share | whole ms | by taps ms | training uses |')
-        print('|---|---|---|---|---|---|---|')
-        for r in results['atrous']:
-            print('| %d | %dx%d | %d | %.2f | %.1f | %.1f | %s |'
-                  % (r['output_stride'], r['map'], r['map'], r['rate'], r['live_share'],
-                     r['whole_ms'], r['taps_ms'], r['training_uses']))
+        print_table(['output stride', 'map', 'rate', 'live share', 'whole ms', 'by taps ms',
+                     'training uses'],
+                    [['%d' % r['output_stride'], '%dx%d' % (r['map'], r['map']),
+                      '%d' % r['rate'], '%.2f' % r['live_share'], '%.1f' % r['whole_ms'],
+                      '%.1f' % r['taps_ms'], r['training_uses']] for r in results['atrous']])
     if args.eval_data:
         e = results['eval'] = bench_eval(args, ctx)
         print('\nCamVid val pass, %d images, ours ASPP OS %d: %.1f s; data loading alone %.1f s '
