@@ -1,10 +1,9 @@
 """Pixel-wise softmax cross-entropy with an ignore label."""
 from mxnet.gluon import HybridBlock
 
-__all__ = ['SoftmaxCrossEntropyLoss', 'IGNORE_LABEL']
+from .datasets.base import IGNORE_LABEL
 
-#: Label value of pixels that carry no class (VOC object borders, CamVid void).
-IGNORE_LABEL = 255
+__all__ = ['SoftmaxCrossEntropyLoss']
 
 
 class SoftmaxCrossEntropyLoss(HybridBlock):

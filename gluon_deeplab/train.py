@@ -32,7 +32,8 @@ from .devices import parse_contexts
 from .distributed import KVSTORES, Workers, parameter_checksum
 from .evaluate import evaluate
 from .heads import HEAD_BY_NUMBER, HEADS
-from .loss import IGNORE_LABEL, SoftmaxCrossEntropyLoss
+from .datasets.base import IGNORE_LABEL
+from .loss import SoftmaxCrossEntropyLoss
 from .plot import plot_curves
 from .precision import set_precision
 from .schedule import poly_lr

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from gluon_deeplab.precision import set_precision
+from gluon_deeplab.precision import bfloat16_support, set_precision
 
 #: set_precision patches MXNet for the whole process, so it runs in a child process.
 _CHILD = '''
@@ -11,7 +11,7 @@ import mxnet as mx, numpy as np
 from mxnet import autograd, gluon
 from gluon_deeplab.heads import ASPP
 from gluon_deeplab.loss import SoftmaxCrossEntropyLoss
-from gluon_deeplab.precision import set_precision
+from gluon_deeplab.precision import bfloat16_support, set_precision
 mx.random.seed(0)
 x = mx.nd.random.normal(shape=(2, 16, 9, 9))
 y = mx.nd.random.randint(0, 5, shape=(2, 9, 9))
@@ -34,6 +34,14 @@ print(conv.dtype.names[0], np.dtype(weight.dtype).name, float(loss.asscalar()),
 '''
 
 
+def _bf16_flags():
+    with open('/proc/cpuinfo') as f:
+        return {'avx512f', 'avx512_bf16', 'amx_bf16'} & set(
+            next(line for line in f if line.startswith('flags')).split(':', 1)[1].split())
+
+
+@pytest.mark.skipif(not bfloat16_support()[0], reason='no bf16 kernels on this CPU: %s'
+                    % bfloat16_support()[1])
 def test_bfloat16_runs_convolutions_in_bf16_and_keeps_float32_outside():
     proc = subprocess.run([sys.executable, '-c', _CHILD], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, timeout=120)
@@ -48,3 +56,12 @@ def test_unknown_dtype_is_named():
     with pytest.raises(ValueError, match="unknown dtype 'int8'; valid: float32, bfloat16"):
         set_precision('int8')
     set_precision('float32')  # no-op
+
+
+@pytest.mark.skipif(bfloat16_support()[0], reason='this CPU runs bf16 convolutions')
+def test_bfloat16_is_refused_with_the_reason_where_the_cpu_lacks_it():
+    assert 'avx512f' not in _bf16_flags() or 'avx512_bf16' not in _bf16_flags()
+    with pytest.raises(ValueError, match=r'--dtype bfloat16: this CPU has no bfloat16 '
+                                         r'convolution kernels .*CPU flags: .*use --dtype '
+                                         r'float32'):
+        set_precision('bfloat16')

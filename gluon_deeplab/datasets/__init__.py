@@ -1,9 +1,9 @@
 """Segmentation datasets and the name -> dataset registry."""
-from .base import SegmentationDataset
+from .base import IGNORE_LABEL, SegmentationDataset
 from .camvid import CamVidSegmentation
 from .voc_aug import VOCAugSegmentation
 
-__all__ = ['DATASETS', 'get_dataset', 'SegmentationDataset', 'CamVidSegmentation',
+__all__ = ['IGNORE_LABEL', 'DATASETS', 'get_dataset', 'SegmentationDataset', 'CamVidSegmentation',
            'VOCAugSegmentation']
 
 #: Dataset name -> class; the name is what ``--dataset`` takes.

@@ -7,9 +7,11 @@ import numpy as np
 from mxnet.gluon.data import Dataset
 from PIL import Image, ImageFile
 
-from ..loss import IGNORE_LABEL
+__all__ = ['IGNORE_LABEL', 'SegmentationDataset', 'read_image', 'read_index_png', 'check_label']
 
-__all__ = ['SegmentationDataset', 'read_image', 'read_index_png', 'check_label']
+#: Label value of pixels that carry no class (VOC object borders, CamVid void); the loss
+#: and the metrics skip them.
+IGNORE_LABEL = 255
 
 
 @contextlib.contextmanager

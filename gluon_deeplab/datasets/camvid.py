@@ -3,8 +3,7 @@ import os
 
 import numpy as np
 
-from ..loss import IGNORE_LABEL
-from .base import SegmentationDataset, read_index_png
+from .base import IGNORE_LABEL, SegmentationDataset, read_index_png
 
 __all__ = ['CamVidSegmentation']
 
