@@ -24,11 +24,14 @@ __all__ = ['AtrousConv2D', 'live_taps', 'live_fraction']
 #: When some taps read only padding, computing by taps always paid. Otherwise it paid
 #: when the live taps do little of the whole product's work, and the larger the map the
 #: more: ``(smallest side, largest share)`` pairs, the first that fits decides. Measured
-#: on 2 AMD EPYC cores, (2, 2048, n, n) -> 256 channels, forward + backward, n = 8 to 65:
-#: with dead taps by taps took 0.12-0.41x the time; otherwise 0.26-0.9x at shares up to
-#: 0.7 on maps from 33 px, 0.4-0.8x at shares up to 0.33 on 20-28 px, and about 1x or
-#: more above those shares or on maps up to 16 px, where the per-tap convolutions cost
-#: more than the padding they skip (``scripts/bench.py``'s atrous table, for one size).
+#: on 2 AMD EPYC cores with AVX-512, (2, 2048, n, n) -> 256 channels, forward +
+#: backward, n = 8 to 65: with dead taps by taps took 0.12-0.41x the time; otherwise
+#: 0.26-0.9x at shares up to 0.7 on maps from 33 px, 0.4-0.8x at shares up to 0.33 on
+#: 20-28 px, and about 1x or more above those shares or on maps up to 16 px, where the
+#: per-tap convolutions cost more than the padding they skip. On 2 AMD EPYC Zen 3 cores
+#: without AVX-512, every choice this table makes paid too (0.15-0.75x at 20 and 40 px),
+#: and taps also paid at some shares it leaves whole (0.69x at share 0.49 on 20 px): the
+#: table is the side of the line that held on both CPUs (``scripts/bench.py --rows ''``).
 TAPS_PAY = ((32, 0.7), (20, 0.35))
 
 
@@ -58,8 +61,8 @@ class AtrousConv2D(nn.Conv2D):
     with a map where that pays (``TAPS_PAY``), it computes one 1x1 convolution per live
     tap over the region that tap reads instead (the module's docstring); the output and
     gradients are the same up to float rounding for every input with the same live taps
-    (checked when called on NDArrays). ``DeepLabV3`` sets the map size before each
-    forward and rebuilds its graph when the choice changes. Inference always uses the
+    (checked when called on NDArrays). ``DeepLabV3.plan`` sets the map size for what
+    follows and rebuilds its graph when the choice changes. Inference always uses the
     plain convolution, whose oneDNN kernel already skips the padding, and so do GPUs
     (not measured there).
 

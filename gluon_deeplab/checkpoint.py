@@ -11,8 +11,7 @@ import os
 import tempfile
 
 __all__ = ['atomic_write', 'atomic_write_text', 'remove_temporary_files', 'save_checkpoint',
-           'latest_checkpoint', 'load_checkpoint', 'load_settings', 'check_same_network',
-           'add_network_args', 'network_from_args']
+           'latest_checkpoint', 'load_checkpoint', 'load_settings', 'upgrade_settings']
 
 _TMP_PREFIX = '.tmp-'
 
@@ -97,72 +96,20 @@ def load_checkpoint(json_path, net, trainer, ctx):
     return state
 
 
+#: Settings keys of older checkpoints -> today's.
+_RENAMED = {'base_architecture': 'backbone', 'pre_trained_model': 'backbone_params'}
+
+
+def upgrade_settings(settings):
+    """``settings`` (a checkpoint's) with older key names replaced by today's."""
+    return {_RENAMED.get(k, k): v for k, v in settings.items()}
+
+
 def load_settings(params_file):
     """Training settings saved beside ``params_file`` (the newest ``epoch_*.json`` of its
-    folder), or {} when there are none."""
+    folder, ``upgrade_settings`` applied), or {} when there are none."""
     saved = latest_checkpoint(os.path.dirname(os.path.abspath(params_file)))
     if saved is None:
         return {}
     with open(saved) as f:
-        return json.load(f).get('settings', {})
-
-
-#: Settings under which two networks have interchangeable parameters.
-NETWORK_KEYS = ('head', 'num_classes', 'base_architecture', 'multi_grid')
-
-
-def check_same_network(saved, wanted, source):
-    """Raise ValueError naming ``source`` and every setting of ``NETWORK_KEYS`` in which
-    the ``saved`` settings (a checkpoint's) differ from ``wanted``; settings missing on
-    either side are not compared. ``num_classes`` falls back to the dataset's."""
-    from .datasets import DATASETS
-
-    def value(settings, key):
-        if key == 'num_classes' and key not in settings and settings.get('dataset') in DATASETS:
-            return DATASETS[settings['dataset']].NUM_CLASS
-        v = settings.get(key)
-        return tuple(v) if isinstance(v, list) else v
-    pairs = [(k, value(saved, k), value(wanted, k)) for k in NETWORK_KEYS]
-    diffs = ['%s %r there, %r here' % pair for pair in pairs
-             if None not in pair[1:] and pair[1] != pair[2]]
-    if diffs:
-        raise ValueError('%s was trained with another network: %s'
-                         % (source, '; '.join(diffs)))
-
-
-#: What a network needs beyond its parameters, with defaults for a bare .params file.
-_NETWORK_DEFAULTS = (('dataset', 'voc_aug'), ('head', 'aspp'),
-                     ('base_architecture', 'resnet50_v2'), ('output_stride', 16))
-
-def add_network_args(parser):
-    """Add ``--checkpoint`` and the flags describing its network to an argparse parser."""
-    from .datasets import DATASETS
-    from .heads import HEADS
-    parser.add_argument('--checkpoint', required=True, help='whole-network .params file')
-    parser.add_argument('--dataset', choices=sorted(DATASETS), help='classes and palette')
-    parser.add_argument('--head', choices=sorted(HEADS))
-    parser.add_argument('--aspp_or_vortex', type=int, choices=(1, 2),
-                        help='1 = ASPP, 2 = Vortex Pooling (as in training)')
-    parser.add_argument('--base_architecture')
-    parser.add_argument('--output_stride', type=int, choices=(8, 16))
-
-
-def network_from_args(args, ctx):
-    """Fill the unset network flags of ``args`` (``add_network_args``) from the settings
-    saved beside the checkpoint, then the defaults, and return the network with the
-    checkpoint's parameters loaded on ``ctx`` (not hybridized). Raises what
-    ``load_parameters`` raises for a file that does not fit, naming the parameter."""
-    from .datasets import DATASETS
-    from .deeplab import get_deeplab
-    from .heads import HEAD_BY_NUMBER
-    saved = load_settings(args.checkpoint)
-    if args.head is None and args.aspp_or_vortex:
-        args.head = HEAD_BY_NUMBER[args.aspp_or_vortex]
-    for key, default in _NETWORK_DEFAULTS:
-        if getattr(args, key) is None:
-            setattr(args, key, saved.get(key, default))
-    args.multi_grid = tuple(saved.get('multi_grid', (1, 2, 4)))
-    net = get_deeplab(args.head, args.output_stride, DATASETS[args.dataset].NUM_CLASS,
-                      args.base_architecture, multi_grid=args.multi_grid)
-    net.load_parameters(args.checkpoint, ctx=ctx)
-    return net
+        return upgrade_settings(json.load(f).get('settings', {}))

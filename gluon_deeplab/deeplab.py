@@ -1,5 +1,5 @@
-"""DeepLabV3 (Chen et al. 2017, arXiv:1706.05587): trunk, context head, bilinear upsampling
-of the logits to the input size."""
+"""DeepLabV3 (Chen et al. 2017, arXiv:1706.05587): backbone, context head, bilinear
+upsampling of the logits to the input size."""
 import functools
 
 import mxnet as mx
@@ -7,71 +7,117 @@ from mxnet.gluon import nn
 
 from .atrous import AtrousConv2D
 from .heads import HEADS
-from .resnet import ResNetV2Trunk, TRUNK_LAYERS, load_model_zoo_params
+from .registry import lookup
+from .resnet import ResNetV2Backbone, load_model_zoo_params
 
-__all__ = ['DeepLabV3', 'get_deeplab']
+__all__ = ['DeepLabV3', 'FixedSizeOutput', 'get_deeplab', 'initialize_network', 'INIT']
+
+#: The one initialisation of every parameter not loaded from a file: He-normal
+#: (He et al. 2015, "Delving Deep into Rectifiers", Sec. 2.2: Gaussian, variance 2 / fan-in)
+#: for convolution weights, zeros for biases, and BatchNorm's own ones/zeros.
+INIT = mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2)
 
 
 class DeepLabV3(nn.HybridBlock):
     """``backbone`` then ``head``, logits resized bilinearly to the input's (H, W).
 
     Input (N, 3, H, W) float32, normalised; output (N, num_classes, H, W) float32 logits,
-    for any H and W. Setting ``output_size = (H, W)`` (before hybridizing) resizes to that
-    fixed size instead, for exporters that need explicit sizes (``export.py``).
+    for any H and W. ``hybrid_forward`` is all that runs.
 
-    Before each forward on an NDArray it tells the head's ``AtrousConv2D`` layers the
-    feature map size (ceil(H / output stride), ceil(W / output stride)), whether it is
-    training and on which device, so that training on the CPU skips the atrous taps
-    that only read padding (``atrous.py``). When that changes what they compute (a new
-    crop size, training <-> evaluation), the hybridized graph is rebuilt.
+    Training on the CPU can skip the atrous taps of the head that only read padding
+    (``atrous.AtrousConv2D``); whether it does depends on the feature map size, so the
+    caller says what comes next with ``plan(input_size, training)`` (the trainer does,
+    before training and before validation). Without a plan every layer is the plain
+    convolution.
     """
 
     def __init__(self, backbone, head, **kwargs):
         super(DeepLabV3, self).__init__(**kwargs)
         self.backbone = backbone
         self.head = head
-        self.output_size = None
+        self._hybridize_args = None  # (active, flags) of the last hybridize call
 
-    def forward(self, x, *args):
-        stride = getattr(self.backbone, 'output_stride', None)
-        if isinstance(x, mx.nd.NDArray) and stride:
-            size = tuple(-(-n // stride) for n in x.shape[2:])
-            convs = []
-            self.head.apply(lambda b: convs.append(b) if isinstance(b, AtrousConv2D) else None)
-            training, device = mx.autograd.is_training(), x.context.device_type
-            if any([conv.set_map_size(size, training, device) for conv in convs]):
-                self.apply(lambda b: b._clear_cached_op() if isinstance(b, nn.HybridBlock)
-                           else None)
-        return super(DeepLabV3, self).forward(x, *args)
+    def hybridize(self, active=True, **kwargs):
+        self._hybridize_args = (active, kwargs)
+        super(DeepLabV3, self).hybridize(active, **kwargs)
+
+    def plan(self, input_size, training, device_type='cpu'):
+        """Choose how the head's atrous layers compute for the inputs that follow:
+        ``input_size`` (H, W) in pixels (None: any size), ``training`` (True: forward and
+        backward under ``autograd.record``; False: inference), on ``device_type`` ('cpu'
+        or 'gpu'). Each ``AtrousConv2D`` sees the feature map size (ceil(H / output
+        stride), ceil(W / output stride)). When a choice changes, the hybridized graph is
+        rebuilt with the same ``hybridize`` flags. Returns True if anything changed.
+
+        Inputs of another size that plan has not seen raise ValueError (imperative) or
+        a shape error (hybridized) while a by-taps plan is in force.
+        """
+        stride = self.backbone.output_stride
+        size = None if input_size is None else tuple(-(-int(n) // stride) for n in input_size)
+        convs = []
+        self.head.apply(lambda b: convs.append(b) if isinstance(b, AtrousConv2D) else None)
+        changed = any([conv.set_map_size(size, training, device_type) for conv in convs])
+        if changed and self._hybridize_args is not None:
+            active, flags = self._hybridize_args
+            self.hybridize(active, **flags)  # public API: drops the cached graphs
+        return changed
+
+    def low_res_logits(self, F, x):
+        """(N, num_classes, ceil(H / os), ceil(W / os)) logits before upsampling."""
+        return self.head(self.backbone(x))
 
     def hybrid_forward(self, F, x):
-        logits = self.head(self.backbone(x))
-        if self.output_size:
-            height, width = self.output_size
-            return F.contrib.BilinearResize2D(logits, height=height, width=width,
-                                              align_corners=True)
-        return F.contrib.BilinearResize2D(logits, like=x, mode='like', align_corners=True)
+        return F.contrib.BilinearResize2D(self.low_res_logits(F, x), like=x, mode='like',
+                                          align_corners=True)
+
+
+class FixedSizeOutput(nn.HybridBlock):
+    """``net`` (a ``DeepLabV3``) with its logits resized to a fixed (``height``,
+    ``width``) instead of to the input's size: (N, 3, H, W) float32 -> (N, num_classes,
+    height, width). For exporters that need explicit sizes (MXNet 1.9.1's ONNX exporter
+    rejects ``BilinearResize2D(mode='like')``). Shares ``net``'s parameters; structural
+    parameter names gain the prefix ``net.``."""
+
+    def __init__(self, net, height, width, **kwargs):
+        super(FixedSizeOutput, self).__init__(**kwargs)
+        self.net = net
+        self.size = (int(height), int(width))
+
+    def hybrid_forward(self, F, x):
+        height, width = self.size
+        return F.contrib.BilinearResize2D(self.net.low_res_logits(F, x), height=height,
+                                          width=width, align_corners=True)
+
+
+def initialize_network(block, ctx=None):
+    """Initialise every parameter of ``block`` (a network, or the part of it not loaded
+    from a file) with ``INIT`` on ``ctx`` (default: the CPU)."""
+    block.initialize(INIT, ctx=ctx or [mx.cpu()])
 
 
 def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet50_v2',
-                pretrained_base=None, freeze_batch_norm=False, multi_grid=(1, 2, 4),
-                ctx=None, norm_layer=nn.BatchNorm, norm_kwargs=None, **head_kwargs):
+                backbone_params=None, freeze_batch_norm=False, multi_grid=(1, 2, 4),
+                ctx=None, norm_layer=nn.BatchNorm, norm_kwargs=None, pretrained_base=None,
+                **head_kwargs):
     """Build DeepLabV3 with an ASPP or Vortex Pooling head.
 
     Parameters
     ----------
     head : str
         ``'aspp'``, ``'vortex'`` (Module B) or ``'vortex_a'`` (Module A); a key of
-        ``heads.HEADS``. ``head_kwargs`` go to its class (Vortex: ``pooling``).
+        ``heads.HEADS``. ``head_kwargs`` go to its class (Vortex: ``pooling``). Its atrous
+        rates are ``HEADS[head].rates_for(output_stride)``.
     output_stride : int
-        16 or 8 (trunk dilation and, for ASPP, the atrous rates follow it).
+        16 or 8: input size / feature map size (the backbone's dilation follows it).
     num_classes : int
         Classes predicted (21 for PASCAL VOC, 11 for CamVid).
     backbone : str
         ``'resnet50_v2'`` or ``'resnet101_v2'``.
-    pretrained_base : str or None
-        Path to a Gluon model-zoo ``resnet*_v2`` ``.params`` file to load into the trunk
-        (the rest is initialised here); None leaves the whole network uninitialised.
+    backbone_params : str or None
+        Path to a Gluon model-zoo ``resnet*_v2`` ``.params`` file (ImageNet weights) to
+        load into the backbone; the rest is then initialised with ``INIT``. None leaves
+        the whole network uninitialised (``initialize_network``). ``pretrained_base`` is
+        an older name for it.
     freeze_batch_norm : bool
         Every BatchNorm uses its running statistics (``use_global_stats``); the trainer
         also stops updating gamma/beta.
@@ -82,31 +128,25 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
         need no synchronisation, so ``freeze_batch_norm`` always uses ``nn.BatchNorm``.
         Checkpoints (structural parameter names) are interchangeable between them.
     ctx : Context or list, optional
-        Where the pre-trained trunk and the initialised head are placed.
+        Where the pre-trained backbone and the initialised head are placed.
 
-    Returns an uninitialised (or, with ``pretrained_base``, initialised) ``DeepLabV3``
-    mapping (N, 3, H, W) float32 to (N, num_classes, H, W) float32 logits.
-    Raises ValueError for an unknown head or backbone (listing the valid names) or
-    output stride, and what ``load_model_zoo_params`` raises.
+    Returns a ``DeepLabV3`` mapping (N, 3, H, W) float32 to (N, num_classes, H, W)
+    float32 logits. Raises ValueError for an unknown head or backbone (listing the
+    valid names) or output stride, and what ``load_model_zoo_params`` raises.
     """
-    if head not in HEADS:
-        raise ValueError('unknown head %r; valid names: %s' % (head, ', '.join(sorted(HEADS))))
-    if backbone not in TRUNK_LAYERS:
-        raise ValueError('unknown backbone %r; valid names: %s'
-                         % (backbone, ', '.join(sorted(TRUNK_LAYERS))))
+    head_cls = lookup(HEADS, head, 'head')
     if output_stride not in (8, 16):
         raise ValueError('output_stride must be 8 or 16, got %r' % (output_stride,))
     if freeze_batch_norm:
         norm_layer = functools.partial(nn.BatchNorm, use_global_stats=True)
     else:
         norm_layer = functools.partial(norm_layer, **(norm_kwargs or {}))
-    head_cls, rates = HEADS[head]
     net = DeepLabV3(
-        ResNetV2Trunk(backbone, output_stride, multi_grid, norm_layer=norm_layer),
-        head_cls(num_classes, rates=rates(output_stride), norm_layer=norm_layer,
+        ResNetV2Backbone(backbone, output_stride, multi_grid, norm_layer=norm_layer),
+        head_cls(num_classes, rates=head_cls.rates_for(output_stride), norm_layer=norm_layer,
                  **head_kwargs))
-    if pretrained_base is not None:
-        ctx = ctx or [mx.cpu()]
-        load_model_zoo_params(net.backbone, pretrained_base, ctx)
-        net.head.initialize(mx.init.Xavier(), ctx=ctx)
+    backbone_params = backbone_params or pretrained_base
+    if backbone_params is not None:
+        load_model_zoo_params(net.backbone, backbone_params, ctx or [mx.cpu()])
+        initialize_network(net.head, ctx)
     return net

@@ -13,6 +13,8 @@ import mxnet as mx
 from mxnet import gluon
 from mxnet.kvstore import KVStoreBase
 
+from .mxnet_private import start_trainer_store, structural_params
+
 __all__ = ['KVSTORES', 'Workers', 'HorovodKVStore', 'parameter_checksum']
 
 #: ``--kvstore`` choices: one process (``device``: gradients summed on the devices,
@@ -149,8 +151,7 @@ class Workers(object):
             # After an inference pass oneDNN may keep weights in its own layout, which the
             # store cannot send ("init N first" on the server): new default-layout arrays.
             param.reset_ctx(param.list_ctx())
-        trainer._init_kvstore()  # the Trainer's own steps (MXNet 1.9.1): create the store,
-        trainer._init_params()   # then broadcast rank 0's values (init + pull)
+        start_trainer_store(trainer)
         mx.nd.waitall()
 
     def sum(self, name, arrays):
@@ -184,7 +185,7 @@ def parameter_checksum(net):
     """SHA-1 (first 12 hex digits) of every parameter's bytes on its first device, in
     name order: equal on every worker when they hold the same parameters."""
     digest = hashlib.sha1()
-    for name, param in sorted(net._collect_params_with_prefix().items()):
+    for name, param in sorted(structural_params(net).items()):
         digest.update(name.encode())
         digest.update(param.list_data()[0].asnumpy().tobytes())
     return digest.hexdigest()[:12]

@@ -15,10 +15,12 @@ import numpy as np
 from mxnet import gluon
 from tqdm import tqdm
 
-from .checkpoint import add_network_args, atomic_write_text, load_settings, network_from_args
+from .checkpoint import atomic_write_text, load_settings
+from .cli import (add_device_args, add_inference_args, add_network_args, network_from_args,
+                  positive_int, run_command)
 from .datasets import DATASETS, get_dataset
 from .devices import parse_contexts
-from .inference import add_inference_args, predict_probs
+from .inference import predict_probs
 from .metrics import SegmentationMetric
 from .plot import plot_confusion
 from .transforms import EvalTransform
@@ -61,16 +63,25 @@ def parse_args(argv=None):
     p.add_argument('--data_dir', help='default: the one the checkpoint was trained with')
     p.add_argument('--split', help='default: the dataset\'s val split')
     add_inference_args(p)
-    p.add_argument('--window', type=int, default=None,
+    p.add_argument('--window', type=positive_int, default=None,
                    help='sliding-window size in pixels (default: whole image)')
-    p.add_argument('--stride', type=int, default=None, help='window stride (default 2/3 window)')
-    p.add_argument('--gpus', default='', help='GPU ids, e.g. "0,1"; empty for the CPU')
-    p.add_argument('--workers', type=int, default=2)
-    p.add_argument('--no_progress', action='store_true')
-    return p.parse_args(argv)
+    p.add_argument('--stride', type=positive_int, default=None,
+                   help='window stride (default 2/3 window)')
+    add_device_args(p)
+    args = p.parse_args(argv)
+    if args.stride and not args.window:
+        p.error('--stride needs --window')
+    if args.stride and args.stride > args.window:
+        p.error('--stride %d is larger than --window %d' % (args.stride, args.window))
+    return args
 
 
 def main(argv=None):
+    """Command-line entry point: 0, or 2 with one ``error:`` line (``cli.run_command``)."""
+    return run_command(_main, argv)
+
+
+def _main(argv):
     args = parse_args(argv)
     ctx = parse_contexts(args.gpus)
     net = network_from_args(args, ctx)

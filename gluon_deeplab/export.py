@@ -4,8 +4,8 @@
         --height 360 --width 480 --prefix exported/camvid_aspp [--onnx]
 
 The graph is fixed to one input size (N=1, 3, H, W): the logits are resized to an
-explicit H x W, which MXNet 1.9.1's ONNX exporter accepts (it rejects
-``BilinearResize2D(mode='like')``). Reload the MXNet files with
+explicit H x W (``deeplab.FixedSizeOutput``), which MXNet 1.9.1's ONNX exporter accepts
+(it rejects ``BilinearResize2D(mode='like')``). Reload the MXNet files with
 ``gluon.SymbolBlock.imports(prefix + '-symbol.json', ['data'], prefix + '-0000.params')``.
 """
 import argparse
@@ -15,20 +15,22 @@ import sys
 import mxnet as mx
 import numpy as np
 
-from .checkpoint import add_network_args, network_from_args
+from .cli import add_network_args, network_from_args, positive_int, run_command
+from .deeplab import FixedSizeOutput
 
 __all__ = ['export_mxnet', 'export_onnx', 'main']
 
 
 def export_mxnet(net, height, width, prefix, ctx=None):
-    """Hybridize ``net`` for a fixed (1, 3, height, width) input and write
-    ``prefix-symbol.json`` and ``prefix-0000.params``. Returns the two paths."""
-    net.output_size = (height, width)
-    net.hybridize(static_alloc=True)
-    net(mx.nd.zeros((1, 3, height, width), ctx=ctx or mx.cpu()))
+    """Write ``net`` (a ``DeepLabV3``, left as it is) for a fixed (1, 3, height, width)
+    input as ``prefix-symbol.json`` and ``prefix-0000.params``, through a
+    ``FixedSizeOutput`` wrapper. Returns the two paths."""
+    fixed = FixedSizeOutput(net, height, width)
+    fixed.hybridize(static_alloc=True)
+    fixed(mx.nd.zeros((1, 3, height, width), ctx=ctx or mx.cpu()))
     folder = os.path.dirname(os.path.abspath(prefix))
     os.makedirs(folder, exist_ok=True)
-    net.export(prefix)
+    fixed.export(prefix)
     return prefix + '-symbol.json', prefix + '-0000.params'
 
 
@@ -61,14 +63,19 @@ def export_onnx(symbol_file, params_file, height, width, onnx_file):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     add_network_args(p)
-    p.add_argument('--height', type=int, required=True)
-    p.add_argument('--width', type=int, required=True)
+    p.add_argument('--height', type=positive_int, required=True)
+    p.add_argument('--width', type=positive_int, required=True)
     p.add_argument('--prefix', default=None, help='default: beside the checkpoint')
     p.add_argument('--onnx', action='store_true', help='also write PREFIX.onnx')
     return p.parse_args(argv)
 
 
 def main(argv=None):
+    """Command-line entry point: 0, or 2 with one ``error:`` line (``cli.run_command``)."""
+    return run_command(_main, argv)
+
+
+def _main(argv):
     args = parse_args(argv)
     net = network_from_args(args, [mx.cpu()])
     if args.prefix is None:

@@ -2,7 +2,7 @@
 windows for images larger than the training crop."""
 import mxnet as mx
 
-__all__ = ['slide_logits', 'predict_probs', 'add_inference_args']
+__all__ = ['slide_logits', 'predict_probs']
 
 
 def _starts(length, window, stride):
@@ -73,20 +73,3 @@ def predict_probs(net, image, scales=(1.0,), flip=False, window=None, stride=Non
             passes += 1
     return total / passes
 
-
-def _scales(text):
-    try:
-        scales = tuple(float(s) for s in text.split(','))
-    except ValueError:
-        scales = ()
-    if not scales or min(scales) <= 0:
-        raise ValueError('--scales takes positive numbers separated by commas, got %r' % text)
-    return scales
-
-
-def add_inference_args(parser):
-    """Add ``--scales`` (parsed to a tuple of floats) and ``--flip`` to an argparse parser."""
-    parser.add_argument('--scales', type=_scales, default=(1.0,),
-                        help='comma-separated input scales (default 1.0); DeepLabV3 on VOC: '
-                             '0.5,0.75,1.0,1.25,1.5,1.75')
-    parser.add_argument('--flip', action='store_true', help='also average the left-right flip')

@@ -50,9 +50,9 @@ class SegmentationMetric(object):
     appear in the labels or the predictions (NaN for the others, ``nanmean``).
     """
 
-    def __init__(self, nclass):
-        self.nclass = int(nclass)
-        self.confusion = np.zeros((self.nclass, self.nclass), np.int64)
+    def __init__(self, num_classes):
+        self.num_classes = int(num_classes)
+        self.confusion = np.zeros((self.num_classes, self.num_classes), np.int64)
 
     def update(self, labels, preds):
         if not isinstance(labels, (list, tuple)):
@@ -61,7 +61,7 @@ class SegmentationMetric(object):
             raise ValueError('got %d label arrays and %d prediction arrays'
                              % (len(labels), len(preds)))
         for label, pred in zip(labels, preds):
-            self.confusion += confusion_matrix(label, pred, self.nclass)
+            self.confusion += confusion_matrix(label, pred, self.num_classes)
 
     def reset(self):
         self.confusion[:] = 0
@@ -72,7 +72,7 @@ class SegmentationMetric(object):
         return float(np.trace(self.confusion) / total) if total else float('nan')
 
     def iou(self):
-        """(nclass,) float64 per-class IoU = TP / (TP + FP + FN); NaN where the class is
+        """(num_classes,) float64 per-class IoU = TP / (TP + FP + FN); NaN where the class is
         in neither labels nor predictions."""
         tp = np.diag(self.confusion).astype(np.float64)
         union = self.confusion.sum(0) + self.confusion.sum(1) - tp

@@ -1,11 +1,14 @@
-"""Training curves as a matplotlib picture."""
+"""Every picture the package draws (matplotlib, without a display): training curves, the
+confusion matrix, predictions over their images."""
 import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-__all__ = ['plot_curves', 'plot_confusion']
+__all__ = ['plot_curves', 'plot_confusion', 'save_overlay']
 
 
 def plot_curves(records, path):
@@ -31,7 +34,6 @@ def plot_curves(records, path):
 def plot_confusion(confusion, class_names, path):
     """Save the row-normalised confusion matrix (rows: ground truth, columns: prediction;
     each row sums to 1 over that class's valid pixels) as the PNG ``path``."""
-    import numpy as np
     rows = confusion.sum(axis=1, keepdims=True)
     normalised = confusion / np.maximum(rows, 1)
     n = len(class_names)
@@ -51,4 +53,21 @@ def plot_confusion(confusion, class_names, path):
     fig.colorbar(image, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def save_overlay(image, label, palette, class_names, path, alpha=0.5):
+    """Save ``image`` ((H, W, 3) uint8 RGB) blended with the coloured ``label`` ((H, W)
+    uint8 class ids; colours from ``palette``, (256, 3) uint8), with a legend of the
+    classes present, as the PNG ``path``."""
+    blended = ((1 - alpha) * image + alpha * palette[label]).astype(np.uint8)
+    height, width = label.shape
+    fig = plt.figure(figsize=(width / 100 + 2.2, max(height / 100, 2.5)), dpi=100)
+    ax = fig.add_axes([0, 0, width / 100 / (width / 100 + 2.2), 1])
+    ax.imshow(blended)
+    ax.axis('off')
+    present = np.unique(label)
+    fig.legend(handles=[Patch(color=palette[c] / 255.0, label=class_names[c]) for c in present],
+               loc='center right', fontsize=8, frameon=False)
+    fig.savefig(path)
     plt.close(fig)

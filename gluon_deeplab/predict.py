@@ -11,24 +11,21 @@ import argparse
 import os
 import sys
 
-import matplotlib
+import mxnet as mx
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import mxnet as mx  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from PIL import Image  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+from .cli import add_device_args, add_inference_args, add_network_args, network_from_args, \
+    run_command
+from .datasets import DATASETS
+from .datasets.base import read_image
+from .devices import parse_contexts
+from .inference import predict_probs
+from .plot import save_overlay
+from .transforms import normalize
 
-from .checkpoint import add_network_args, network_from_args  # noqa: E402
-from .datasets import DATASETS  # noqa: E402
-from .datasets.base import read_image  # noqa: E402
-from .devices import parse_contexts  # noqa: E402
-from .inference import add_inference_args, predict_probs  # noqa: E402
-from .transforms import normalize  # noqa: E402
-
-__all__ = ['list_images', 'save_label_png', 'save_overlay', 'main']
+__all__ = ['list_images', 'save_label_png', 'main']
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 
@@ -66,33 +63,23 @@ def save_label_png(label, palette, path):
     img.save(path)
 
 
-def save_overlay(image, label, palette, class_names, path, alpha=0.5):
-    """Save ``image`` blended with the coloured ``label``, with a legend of the classes
-    present, as the PNG ``path``."""
-    blended = ((1 - alpha) * image + alpha * palette[label]).astype(np.uint8)
-    height, width = label.shape
-    fig = plt.figure(figsize=(width / 100 + 2.2, max(height / 100, 2.5)), dpi=100)
-    ax = fig.add_axes([0, 0, width / 100 / (width / 100 + 2.2), 1])
-    ax.imshow(blended)
-    ax.axis('off')
-    present = np.unique(label)
-    fig.legend(handles=[Patch(color=palette[c] / 255.0, label=class_names[c]) for c in present],
-               loc='center right', fontsize=8, frameon=False)
-    fig.savefig(path)
-    plt.close(fig)
-
-
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('inputs', nargs='+', help='image files, folders or .txt lists')
     add_network_args(p)
     p.add_argument('--output_dir', default='predictions')
     add_inference_args(p)
-    p.add_argument('--gpus', default='', help='GPU id, e.g. "0"; empty for the CPU')
+    add_device_args(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
+    """Command-line entry point: 0, 1 if an image was skipped, or 2 with one ``error:``
+    line (``cli.run_command``)."""
+    return run_command(_main, argv)
+
+
+def _main(argv):
     args = parse_args(argv)
     ctx = parse_contexts(args.gpus)[0]
     net = network_from_args(args, ctx)

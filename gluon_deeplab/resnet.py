@@ -1,4 +1,4 @@
-"""Dilated pre-activation ResNet-v2 trunk (the DeepLabV3 backbone).
+"""Dilated pre-activation ResNet-v2 backbone of DeepLabV3.
 
 The block structure and the *structural* parameter names (``features.5.0.bn1.gamma`` ...)
 are those of ``mxnet.gluon.model_zoo.vision.resnet50_v2`` / ``resnet101_v2``, so the
@@ -12,29 +12,26 @@ import os
 import mxnet as mx
 from mxnet.gluon import nn
 
-__all__ = ['ResNetV2Trunk', 'TRUNK_LAYERS', 'stage_rates', 'load_model_zoo_params']
+from .mxnet_private import load_into, structural_params
+from .registry import lookup
 
-#: Units per stage for each supported trunk name.
-TRUNK_LAYERS = {'resnet50_v2': (3, 4, 6, 3), 'resnet101_v2': (3, 4, 23, 3)}
+__all__ = ['ResNetV2Backbone', 'BACKBONE_LAYERS', 'stage_rates', 'load_model_zoo_params']
+
+#: Units per stage for each supported backbone name.
+BACKBONE_LAYERS = {'resnet50_v2': (3, 4, 6, 3), 'resnet101_v2': (3, 4, 23, 3)}
 _STAGE_CHANNELS = (256, 512, 1024, 2048)
 
+#: Output stride -> (first-unit stride, atrous rate) of stages 3 and 4. Stages 1-2 never
+#: change (stride 1 then 2, rate 1); stage 4's rate is multiplied by the multi-grid.
+_LATE_STAGES = {32: ((2, 1), (2, 1)), 16: ((2, 1), (1, 2)), 8: ((1, 2), (1, 4))}
 
-def stage_rates(output_stride, multi_grid=(1, 2, 4)):
-    """Strides and atrous rates of stages 2-4 for an output stride.
 
-    Returns ``(strides, rates)``: ``strides[i]`` is the stride of stage ``i + 2``'s first
-    unit, ``rates[i]`` the tuple of per-unit atrous rates of that stage (stage 4 gets
-    ``base_rate * multi_grid[j]`` for unit ``j``; DeepLabV3 Sec. 3.2).
-
-    Raises ValueError for an output stride other than 8, 16 or 32.
-    """
-    if output_stride == 32:
-        return (2, 2, 2), (1, 1, tuple(multi_grid))
-    if output_stride == 16:
-        return (2, 2, 1), (1, 1, tuple(2 * g for g in multi_grid))
-    if output_stride == 8:
-        return (2, 1, 1), (1, 2, tuple(4 * g for g in multi_grid))
-    raise ValueError('output_stride must be 8, 16 or 32, got %r' % (output_stride,))
+def stage_rates(output_stride):
+    """``((stride, rate) of stage 3, (stride, rate) of stage 4)`` for an output stride:
+    where the backbone stops striding, the rate doubles instead, so each unit keeps its
+    field of view (DeepLabV3 Sec. 3.2). Stage 4's unit ``j`` uses ``rate *
+    multi_grid[j]``. Raises ValueError listing the valid strides (8, 16, 32)."""
+    return lookup(_LATE_STAGES, output_stride, 'output_stride')
 
 
 class BottleneckV2(nn.HybridBlock):
@@ -69,13 +66,13 @@ class BottleneckV2(nn.HybridBlock):
         return x + residual
 
 
-class ResNetV2Trunk(nn.HybridBlock):
+class ResNetV2Backbone(nn.HybridBlock):
     """Dilated ResNet-v2 feature extractor.
 
     Parameters
     ----------
     name : str
-        ``'resnet50_v2'`` or ``'resnet101_v2'`` (see ``TRUNK_LAYERS``).
+        ``'resnet50_v2'`` or ``'resnet101_v2'`` (see ``BACKBONE_LAYERS``).
     output_stride : int
         8, 16 or 32: input size / feature size. 16 makes stage 4 atrous (base rate 2),
         8 also stage 3 (rate 2) and stage 4 base rate 4.
@@ -87,22 +84,22 @@ class ResNetV2Trunk(nn.HybridBlock):
         use_global_stats=True)`` to freeze statistics, or ``SyncBatchNorm``.
 
     Input (N, 3, H, W) float32 -> (N, 2048, ceil(H / os), ceil(W / os)) float32, after the
-    trunk's final BatchNorm + ReLU (model-zoo ``features[0:11]``).
+    backbone's final BatchNorm + ReLU (model-zoo ``features[0:11]``).
     Raises ValueError for an unknown name or output stride.
     """
 
     def __init__(self, name='resnet50_v2', output_stride=16, multi_grid=(1, 2, 4),
                  norm_layer=nn.BatchNorm, **kwargs):
-        super(ResNetV2Trunk, self).__init__(**kwargs)
-        if name not in TRUNK_LAYERS:
-            raise ValueError('unknown trunk %r; valid names: %s'
-                             % (name, ', '.join(sorted(TRUNK_LAYERS))))
-        if len(multi_grid) != TRUNK_LAYERS[name][3]:
+        super(ResNetV2Backbone, self).__init__(**kwargs)
+        layers = lookup(BACKBONE_LAYERS, name, 'backbone')
+        if len(multi_grid) != layers[3]:
             raise ValueError('multi_grid needs one rate per stage-4 unit (%d), got %r'
-                             % (TRUNK_LAYERS[name][3], multi_grid))
-        strides, rates = stage_rates(output_stride, multi_grid)
+                             % (layers[3], multi_grid))
+        (stride3, rate3), (stride4, rate4) = stage_rates(output_stride)
+        stages = [(1, (1,) * layers[0]), (2, (1,) * layers[1]), (stride3, (rate3,) * layers[2]),
+                  (stride4, tuple(rate4 * g for g in multi_grid))]
         self.output_stride = output_stride
-        self.trunk_name = name
+        self.backbone_name = name
         with self.name_scope():
             self.features = nn.HybridSequential(prefix='')
             # Indices 0-4 and 9-10 follow the model zoo's layout so names match.
@@ -111,17 +108,13 @@ class ResNetV2Trunk(nn.HybridBlock):
             self.features.add(norm_layer())
             self.features.add(nn.Activation('relu'))
             self.features.add(nn.MaxPool2D(3, 2, 1))
-            for stage, units in enumerate(TRUNK_LAYERS[name]):
-                stride = 1 if stage == 0 else strides[stage - 1]
-                unit_rates = (1,) * units if stage < 2 else rates[stage - 1]
-                if isinstance(unit_rates, int):
-                    unit_rates = (unit_rates,) * units
+            for stage, (stride, unit_rates) in enumerate(stages):
                 stage_seq = nn.HybridSequential(prefix='stage%d_' % (stage + 1))
                 with stage_seq.name_scope():
-                    for unit in range(units):
+                    for unit, rate in enumerate(unit_rates):
                         stage_seq.add(BottleneckV2(
                             _STAGE_CHANNELS[stage], stride if unit == 0 else 1,
-                            dilation=unit_rates[unit], downsample=(unit == 0),
+                            dilation=rate, downsample=(unit == 0),
                             norm_layer=norm_layer, prefix=''))
                 self.features.add(stage_seq)
             self.features.add(norm_layer())
@@ -131,15 +124,15 @@ class ResNetV2Trunk(nn.HybridBlock):
         return self.features(x)
 
 
-def load_model_zoo_params(trunk, filename, ctx=None):
-    """Load a Gluon model-zoo ``resnet*_v2`` parameter file into ``trunk`` by name.
+def load_model_zoo_params(backbone, filename, ctx=None):
+    """Load a Gluon model-zoo ``resnet*_v2`` parameter file into ``backbone`` by name.
 
     ``filename`` is a file written by ``model_zoo.vision.resnet50_v2().save_parameters``
-    (e.g. ``resnet50_v2-81a4e66a.params``). Every trunk parameter must be in the file with
+    (e.g. ``resnet50_v2-81a4e66a.params``). Every backbone parameter must be in the file with
     the same shape; the zoo's ImageNet classifier (``output.*``) is ignored.
 
     Raises FileNotFoundError if the file is missing, ValueError naming the file and the
-    first missing, surplus or mis-shaped parameters if it does not fit the trunk.
+    first missing, surplus or mis-shaped parameters if it does not fit the backbone.
     """
     if not os.path.isfile(filename):
         raise FileNotFoundError('pre-trained parameter file not found: %s' % filename)
@@ -152,10 +145,10 @@ def load_model_zoo_params(trunk, filename, ctx=None):
         raise ValueError('%s holds an unnamed array list, expected named parameters'
                          % filename)
     loaded = {k.split(':', 1)[-1]: v for k, v in loaded.items()}  # 'arg:'/'aux:' prefixes
-    params = trunk._collect_params_with_prefix()
+    params = structural_params(backbone)
     missing = sorted(set(params) - set(loaded))
     extra = sorted(k for k in set(loaded) - set(params) if not k.startswith('output.'))
-    wrong = ['%s: file %s, trunk %s' % (k, loaded[k].shape, params[k].shape)
+    wrong = ['%s: file %s, backbone %s' % (k, loaded[k].shape, params[k].shape)
              for k in sorted(set(params) & set(loaded))
              if params[k].shape and 0 not in params[k].shape
              and loaded[k].shape != params[k].shape]
@@ -163,9 +156,9 @@ def load_model_zoo_params(trunk, filename, ctx=None):
         problems = ['%d %s (%s)' % (len(names), what, '; '.join(names[:3]))
                     for what, names in (('missing', missing), ('unexpected', extra),
                                         ('mis-shaped', wrong)) if names]
-        raise ValueError('%s does not fit the %d-parameter %s trunk (expected a Gluon '
+        raise ValueError('%s does not fit the %d-parameter %s backbone (expected a Gluon '
                          'model-zoo file of the same network): %s'
-                         % (filename, len(params), trunk.trunk_name, ', '.join(problems)))
+                         % (filename, len(params), backbone.backbone_name, ', '.join(problems)))
     ctx = ctx or [mx.cpu()]
     for key, param in params.items():
-        param._load_init(loaded[key], ctx)
+        load_into(param, loaded[key], ctx)

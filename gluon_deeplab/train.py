@@ -5,6 +5,11 @@ phase 1 at output stride 16 with BatchNorm trained, phase 2 at output stride 8 w
 BatchNorm frozen, started from phase 1's parameters (``--init_checkpoint``).
 ``scripts/train.sh`` runs both. Flag names follow the original Gluon DeepLabV3/Vortex
 scripts (``--aspp_or_vortex``, ``--output_stride``, ``--freeze_batch_norm`` ...).
+
+Where a batch goes: ``load_data`` (datasets, start-up checks) -> ``epoch_batches`` (the
+shuffled DataLoader of one epoch) -> ``train_one_epoch`` (``train_step`` per batch: loss,
+backward, SGD) -> ``validate`` (``evaluate.evaluate``: the confusion matrix) ->
+``log_and_checkpoint``. ``fit`` runs them; ``main`` is the command line.
 """
 import argparse
 import errno
@@ -22,27 +27,37 @@ from mxnet.gluon import nn
 from mxnet.gluon.contrib.nn import SyncBatchNorm
 from tqdm import tqdm
 
-from .checkpoint import (atomic_write, atomic_write_text, check_same_network, latest_checkpoint,
-                         load_checkpoint, load_settings, remove_temporary_files,
-                         save_checkpoint)
-from .datasets import DATASETS, get_dataset
+from .checkpoint import (atomic_write, atomic_write_text, latest_checkpoint, load_checkpoint,
+                         load_settings, remove_temporary_files, save_checkpoint,
+                         upgrade_settings)
+from .cli import (add_device_args, backbone_name, head_name, nonnegative_int, positive_float,
+                  positive_int, run_command)
+from .datasets import DATASETS, IGNORE_LABEL, get_dataset
 from .datasets.checks import check_overlap, drop_bad_samples
-from .deeplab import get_deeplab
+from .deeplab import get_deeplab, initialize_network
 from .devices import parse_contexts
 from .distributed import KVSTORES, Workers, parameter_checksum
 from .evaluate import evaluate
-from .heads import HEAD_BY_NUMBER, HEADS
-from .datasets.base import IGNORE_LABEL
 from .loss import SoftmaxCrossEntropyLoss
 from .plot import plot_curves
-from .precision import set_precision
+from .precision import DTYPES, set_precision
 from .schedule import poly_lr
 from .transforms import EvalTransform, TrainTransform
 
-__all__ = ['parse_args', 'train_step', 'TrainingStopped', 'build_network', 'fit', 'main']
+__all__ = ['parse_args', 'check_same_network', 'train_step', 'TrainingStopped', 'NonFiniteLoss', 'load_data',
+           'build_network', 'make_trainer', 'resume_or_start', 'epoch_batches',
+           'train_one_epoch', 'validate', 'log_and_checkpoint', 'fit', 'main']
 
-#: Trunk names of the original scripts -> ours.
-BACKBONE_ALIASES = {'resnet_v2_50': 'resnet50_v2', 'resnet_v2_101': 'resnet101_v2'}
+
+def multi_grid(text):
+    try:
+        rates = tuple(int(g) for g in text.split(','))
+    except ValueError:
+        rates = ()
+    if not rates or min(rates) < 1:
+        raise argparse.ArgumentTypeError('expected positive integers separated by commas, '
+                                         'got %r' % text)
+    return rates
 
 
 def parse_args(argv=None):
@@ -51,25 +66,25 @@ def parse_args(argv=None):
     g = p.add_argument_group('data')
     g.add_argument('--dataset', default='voc_aug', choices=sorted(DATASETS))
     g.add_argument('--data_dir', default='VOCdevkit_aug', help='dataset root folder')
-    g.add_argument('--crop_size', type=int, default=513, help='training crop, pixels')
-    g.add_argument('--workers', type=int, default=4, help='DataLoader worker processes')
+    g.add_argument('--crop_size', type=positive_int, default=513, help='training crop, pixels')
     g.add_argument('--skip_bad_samples', action='store_true',
                    help='drop samples that do not load (checked at start-up) with a warning '
                         'instead of stopping')
     g.add_argument('--allow_overlap', action='store_true',
                    help='train even if the training list shares images with the val list')
     g = p.add_argument_group('network')
-    g.add_argument('--aspp_or_vortex', type=int, default=1, choices=(1, 2),
-                   help='context head: 1 = ASPP, 2 = Vortex Pooling')
-    g.add_argument('--head', choices=sorted(HEADS),
-                   help='aspp, vortex (Module B) or vortex_a (the paper\'s Module A '
-                        'ablation); wins over --aspp_or_vortex if both are given')
-    g.add_argument('--base_architecture', default='resnet50_v2',
+    g.add_argument('--head', '--aspp_or_vortex', dest='head', type=head_name, default='aspp',
+                   help='context head: aspp, vortex (Module B) or vortex_a (the paper\'s '
+                        'Module A ablation); --aspp_or_vortex 1 = ASPP, 2 = Vortex Pooling')
+    g.add_argument('--backbone', '--base_architecture', dest='backbone', type=backbone_name,
+                   default='resnet50_v2',
                    help='resnet50_v2 or resnet101_v2 (resnet_v2_50 / _101 accepted)')
     g.add_argument('--output_stride', type=int, default=16, choices=(8, 16))
-    g.add_argument('--multi_grid', default='1,2,4', help='stage-4 unit rate multipliers')
-    g.add_argument('--pre_trained_model', default=None,
-                   help='Gluon model-zoo resnet*_v2 .params file for the trunk')
+    g.add_argument('--multi_grid', type=multi_grid, default=(1, 2, 4),
+                   help='stage-4 unit rate multipliers, e.g. 1,2,4')
+    g.add_argument('--backbone_params', '--pre_trained_model', dest='backbone_params',
+                   default=None, help='Gluon model-zoo resnet*_v2 .params file (ImageNet '
+                                      'weights) for the backbone')
     g.add_argument('--init_checkpoint', default=None,
                    help='whole-network .params to start from (phase 2: phase 1\'s final.params)')
     g = p.add_argument_group('optimisation')
@@ -78,22 +93,23 @@ def parse_args(argv=None):
     g.add_argument('--syncbn', action='store_true',
                    help='BatchNorm statistics over the whole batch of all devices of this '
                         'machine (SyncBatchNorm) instead of each device\'s share')
-    g.add_argument('--batch_size', type=int, default=16,
+    g.add_argument('--batch_size', type=positive_int, default=16,
                    help='global batch (all devices of all workers)')
-    g.add_argument('--initial_learning_rate', type=float, default=7e-3)
-    g.add_argument('--lr_power', type=float, default=0.9, help='poly learning-rate power')
+    g.add_argument('--initial_learning_rate', type=positive_float, default=7e-3)
+    g.add_argument('--lr_power', type=positive_float, default=0.9,
+                   help='poly learning-rate power')
     g.add_argument('--momentum', type=float, default=0.9)
-    g.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'),
+    g.add_argument('--dtype', default='float32', choices=DTYPES[:2],
                    help='bfloat16: convolutions in bf16 mixed precision (CPUs with '
-                        'avx512_bf16/AMX); parameters and checkpoints stay float32')
+                        'AVX-512 bf16 kernels); parameters and checkpoints stay float32')
     g.add_argument('--weight_decay', type=float, default=1e-4,
                    help='L2 on convolution weights (not on BatchNorm or biases)')
-    g.add_argument('--max_iter', type=int, default=None,
+    g.add_argument('--max_iter', type=positive_int, default=None,
                    help='iterations of this phase (default: train_epochs x iterations/epoch)')
-    g.add_argument('--train_epochs', type=int, default=None,
+    g.add_argument('--train_epochs', type=positive_int, default=None,
                    help='epochs (default: enough for max_iter)')
     g = p.add_argument_group('run')
-    g.add_argument('--gpus', default='', help='GPU ids, e.g. "0,1"; empty for the CPU')
+    add_device_args(g, workers=4)
     g.add_argument('--kvstore', default='device', choices=KVSTORES,
                    help='how gradients are summed: device/local (one process), dist_sync / '
                         'dist_device_sync (several processes started by '
@@ -102,19 +118,13 @@ def parse_args(argv=None):
     g.add_argument('--run_dir', default=None, help='default: runs/<dataset>_<head>_os<stride>')
     g.add_argument('--resume', default=None,
                    help='run folder (or checkpoint .json) to continue; "-1" or empty: none')
-    g.add_argument('--phase', type=int, default=1, help='phase number written to the log')
-    g.add_argument('--seed', type=int, default=0)
+    g.add_argument('--phase', type=positive_int, default=1,
+                   help='phase number written to the log')
+    g.add_argument('--seed', type=nonnegative_int, default=0)
     g.add_argument('--nan_policy', default='stop', choices=('stop', 'skip'),
                    help='on a non-finite loss: stop (exit 1, last checkpoint kept) or skip '
                         'the batch')
-    g.add_argument('--no_progress', action='store_true', help='no tqdm progress bars')
     args = p.parse_args(argv)
-    if args.head is None:
-        args.head = HEAD_BY_NUMBER[args.aspp_or_vortex]
-    args.aspp_or_vortex = {v: k for k, v in HEAD_BY_NUMBER.items()}.get(args.head)
-    args.base_architecture = BACKBONE_ALIASES.get(args.base_architecture,
-                                                  args.base_architecture)
-    args.multi_grid = tuple(int(g) for g in args.multi_grid.split(','))
     if args.resume in ('-1', ''):
         args.resume = None
     if args.max_iter is None and args.train_epochs is None:
@@ -138,7 +148,7 @@ def train_step(net, loss_fn, trainer, data, label, ctx, check_finite=True, worke
     unit (``trainer.step``): the gradient of the mean over all valid pixels of the
     global batch, whatever the split.
     With ``check_finite`` the global loss is read before the update, and
-    FloatingPointError is raised, on every worker alike, instead of updating when it is
+    ``NonFiniteLoss`` is raised, on every worker alike, instead of updating when it is
     NaN or infinite (gradients are computed, nothing is changed but BatchNorm's running
     statistics).
     """
@@ -162,7 +172,7 @@ def train_step(net, loss_fn, trainer, data, label, ctx, check_finite=True, worke
     if check_finite:
         value = float(loss.asscalar())
         if not math.isfinite(value):
-            raise FloatingPointError('loss is %s' % value)
+            raise NonFiniteLoss('loss is %s' % value)
     trainer.step(count)
     return loss
 
@@ -172,7 +182,27 @@ class TrainingStopped(RuntimeError):
     message says where and what to do, and the last good checkpoint is kept."""
 
 
-def _loader(dataset, batch_size, shuffle, workers, epoch, seed, shard=None):
+class NonFiniteLoss(FloatingPointError):
+    """``train_step`` found the batch's loss NaN or infinite and did not update."""
+
+
+def load_data(args, threads=None):
+    """The training and validation datasets of ``args`` (``--dataset``, ``--data_dir``,
+    ``--crop_size``, ``--seed``), checked before any training: every sample must load
+    (or is dropped with ``--skip_bad_samples``) and the training list must not share
+    images with the val list (``--allow_overlap``). Raises FileNotFoundError or
+    ValueError naming the folder, list or files."""
+    cls = DATASETS[args.dataset]
+    train_set = get_dataset(args.dataset, args.data_dir, cls.TRAIN_SPLIT,
+                            TrainTransform(args.crop_size), seed=args.seed)
+    val_set = get_dataset(args.dataset, args.data_dir, cls.VAL_SPLIT, EvalTransform())
+    check_overlap(train_set, val_set, allow=args.allow_overlap)
+    for dataset in (train_set, val_set):
+        drop_bad_samples(dataset, args.skip_bad_samples, threads=threads or max(args.workers, 1))
+    return train_set, val_set
+
+
+def epoch_batches(dataset, batch_size, shuffle, workers, epoch, seed, shard=None):
     """The DataLoader of one epoch and its list of batches (lists of sample indices).
     The order depends only on ``seed`` and ``epoch``; ``shard`` (``Workers.shard``)
     keeps this worker's share of each global batch."""
@@ -188,12 +218,12 @@ def _loader(dataset, batch_size, shuffle, workers, epoch, seed, shard=None):
 
 
 def build_network(args, ctx):
-    """The network for ``args``, initialised (pre-trained trunk, whole-network
-    checkpoint, or He-normal from scratch) and hybridized. Raises ValueError when
-    ``--init_checkpoint`` was trained with another head, class count or trunk."""
+    """The network for ``args``, initialised (pre-trained backbone, whole-network
+    checkpoint, or ``deeplab.INIT`` from scratch) and hybridized. Raises ValueError when
+    ``--init_checkpoint`` was trained with another head, class count or backbone."""
     num_classes = DATASETS[args.dataset].NUM_CLASS
-    net = get_deeplab(args.head, args.output_stride, num_classes,
-                      args.base_architecture, pretrained_base=args.pre_trained_model,
+    net = get_deeplab(args.head, args.output_stride, num_classes, args.backbone,
+                      backbone_params=args.backbone_params,
                       freeze_batch_norm=bool(args.freeze_batch_norm),
                       multi_grid=args.multi_grid, ctx=ctx,
                       norm_layer=SyncBatchNorm if args.syncbn else nn.BatchNorm,
@@ -206,15 +236,47 @@ def build_network(args, ctx):
         except (AssertionError, ValueError, OSError) as err:
             raise ValueError('%s does not fit a %s network with %d classes on %s: %s'
                              % (args.init_checkpoint, args.head, num_classes,
-                                args.base_architecture, err))
-    elif not args.pre_trained_model:
-        net.initialize(mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2),
-                       ctx=ctx)
+                                args.backbone, err))
+    elif not args.backbone_params:
+        initialize_network(net, ctx)
     if args.freeze_batch_norm:
         net.collect_params('.*gamma|.*beta').setattr('grad_req', 'null')
     net.collect_params('.*gamma|.*beta|.*bias').setattr('wd_mult', 0.0)
     net.hybridize(static_alloc=True)
+    with autograd.predict_mode():  # one small forward pass gives every parameter its shape
+        net(mx.nd.zeros((1, 3, 32, 32), ctx=ctx[0])).wait_to_read()
     return net
+
+
+def make_trainer(args, net, workers):
+    """SGD with momentum and weight decay (``--momentum``, ``--weight_decay``) over
+    ``net``'s parameters, through ``workers``' kvstore."""
+    return workers.trainer(net.collect_params(), 'sgd',
+                           {'learning_rate': args.initial_learning_rate,
+                            'momentum': args.momentum, 'wd': args.weight_decay})
+
+
+#: Settings under which two networks have interchangeable parameters.
+NETWORK_KEYS = ('head', 'num_classes', 'backbone', 'multi_grid')
+
+
+def check_same_network(saved, wanted, source):
+    """Raise ValueError naming ``source`` and every setting of ``NETWORK_KEYS`` in which
+    the ``saved`` settings (a checkpoint's, older key names accepted) differ from
+    ``wanted``; settings missing on either side are not compared. A missing
+    ``num_classes`` is the dataset's."""
+    def value(settings, key):
+        settings = upgrade_settings(settings)
+        if key == 'num_classes' and key not in settings and settings.get('dataset') in DATASETS:
+            return DATASETS[settings['dataset']].NUM_CLASS
+        v = settings.get(key)
+        return tuple(v) if isinstance(v, list) else v
+    pairs = [(k, value(saved, k), value(wanted, k)) for k in NETWORK_KEYS]
+    diffs = ['%s %r there, %r here' % pair for pair in pairs
+             if None not in pair[1:] and pair[1] != pair[2]]
+    if diffs:
+        raise ValueError('%s was trained with another network: %s'
+                         % (source, '; '.join(diffs)))
 
 
 def _settings(args):
@@ -224,8 +286,7 @@ def _settings(args):
 
 def _check_run_dir(run_dir, net, ctx):
     """Fail before training when ``run_dir`` cannot hold a checkpoint: not writable, or
-    less free space than parameters + optimizer state + final.params. Every parameter
-    must have its shape (``_infer_shapes``)."""
+    less free space than parameters + optimizer state + final.params."""
     try:
         os.makedirs(run_dir, exist_ok=True)
         atomic_write_text(os.path.join(run_dir, '.write-test'), '')
@@ -239,20 +300,121 @@ def _check_run_dir(run_dir, net, ctx):
                       'final.params need %.0f MB' % (run_dir, free / 1e6, need / 1e6))
 
 
-def _infer_shapes(net, ctx):
-    """One small forward pass gives every parameter its shape."""
-    with autograd.predict_mode():
-        net(mx.nd.zeros((1, 3, 32, 32), ctx=ctx[0])).wait_to_read()
+def resume_or_start(args, net, trainer, ctx, workers):
+    """Where training starts: ``(first epoch, iteration, log records so far)``. With
+    ``--resume`` (a run folder or a checkpoint ``.json``) the checkpoint's parameters and
+    optimizer state are loaded into ``net`` and ``trainer``; otherwise (1, 0, []).
+    Raises FileNotFoundError when there is no complete checkpoint to resume, ValueError
+    when it belongs to another network or cannot be read."""
+    if not args.resume:
+        return 1, 0, []
+    ckpt = args.resume if args.resume.endswith('.json') else latest_checkpoint(args.resume)
+    if ckpt is None:
+        raise FileNotFoundError('no complete checkpoint to resume in %s%s' % (
+            args.resume, '' if workers.is_root else ' on %r (the run folder must be at the '
+            'same path on every machine)' % workers))
+    with open(ckpt) as f:
+        check_same_network(json.load(f).get('settings', {}), _settings(args), ckpt)
+    state = load_checkpoint(ckpt, net, trainer, ctx)
+    records = []
+    log_path = os.path.join(args.run_dir, 'log.jsonl')
+    if os.path.isfile(log_path):
+        with open(log_path) as f:
+            records = [r for r in map(json.loads, f) if r['epoch'] <= state['epoch']]
+    if workers.is_root:
+        print('resumed from %s: epoch %d, iteration %d'
+              % (ckpt, state['epoch'], state['iteration']))
+    return state['epoch'] + 1, state['iteration'], records
+
+
+def train_one_epoch(net, trainer, loss_fn, batches, ctx, lr_at, iteration, max_iter,
+                    nan_policy='stop', workers=None, progress=None, say=print, at=''):
+    """Train on ``batches`` until they end or ``iteration`` reaches ``max_iter``.
+
+    ``batches`` yields ``(data (N, 3, H, W) float32, label (N, H, W), image ids)``;
+    ``lr_at(iteration)`` is the learning rate of each 0-based iteration (the poly
+    schedule). A non-finite loss raises ``NonFiniteLoss`` naming the iteration and the
+    images (``nan_policy='stop'``), or is skipped with a message through ``say``, the
+    batch's update not made and BatchNorm's running statistics restored (``'skip'``).
+    ``progress`` (a tqdm bar or None) is advanced per batch; ``at`` (e.g. ``'phase 1
+    epoch 2 '``) starts every message.
+
+    Returns ``{'loss': mean loss of the steps made, 'steps', 'skipped', 'iteration',
+    'lr': the last learning rate}``.
+    """
+    running_stats = list(net.collect_params('.*running_mean|.*running_var').values())
+    loss_sum, steps, skipped, lr = mx.nd.zeros((1,), ctx[0]), 0, 0, None
+    for data, label, ids in batches:
+        if iteration >= max_iter:
+            break
+        lr = lr_at(iteration)
+        trainer.set_learning_rate(lr)
+        if nan_policy == 'skip':
+            saved_stats = [[a.copy() for a in p.list_data()] for p in running_stats]
+        try:
+            loss_sum += train_step(net, loss_fn, trainer, data, label, ctx, workers=workers)
+            steps += 1
+        except NonFiniteLoss as err:
+            where = '%siteration %d: %s; batch images: %s' % (at, iteration + 1, err,
+                                                              ', '.join(ids))
+            if nan_policy == 'stop':
+                raise NonFiniteLoss(where)
+            for p, saved in zip(running_stats, saved_stats):
+                for arr, old in zip(p.list_data(), saved):
+                    old.copyto(arr)
+            skipped += 1
+            say('skipped non-finite loss at %s' % where, file=sys.stderr, flush=True)
+        iteration += 1
+        if progress is not None:
+            progress.update()
+    return {'loss': float(loss_sum.asscalar()) / max(steps, 1), 'steps': steps,
+            'skipped': skipped, 'iteration': iteration, 'lr': lr}
+
+
+def validate(net, val_set, ctx, workers=0, progress=True):
+    """``net``'s confusion matrix on every image of ``val_set``, whole images at batch 1
+    in inference mode (``evaluate.evaluate``); returns the ``SegmentationMetric``."""
+    net.plan(None, training=False)
+    loader = epoch_batches(val_set, 1, False, workers, 0, 0)[0]
+    return evaluate(net, loader, ctx, val_set.NUM_CLASS, progress=progress)
+
+
+def log_and_checkpoint(args, records, net, trainer, state):
+    """Write the run folder after an epoch: ``log.jsonl`` (``records``, one JSON line
+    per epoch), ``curves.png`` and the epoch's checkpoint (``state``: epoch, iteration,
+    ...). Raises TrainingStopped when a file cannot be written; the previous checkpoint
+    stays the newest complete one."""
+    try:
+        atomic_write_text(os.path.join(args.run_dir, 'log.jsonl'),
+                          ''.join(json.dumps(r) + '\n' for r in records))
+        plot_curves(records, os.path.join(args.run_dir, 'curves.png'))
+        save_checkpoint(args.run_dir, state['epoch'], net, trainer, state)
+    except OSError as err:
+        raise TrainingStopped('phase %d epoch %d: %s' % (args.phase, state['epoch'], err))
+
+
+def _batches_with_ids(loader, batches, dataset, at):
+    """``(data, label, image ids)`` of each batch; a sample that fails to load stops
+    training (TrainingStopped naming it)."""
+    samples = iter(loader)
+    for i, batch in enumerate(batches):
+        try:
+            data, label = next(samples)
+        except (FileNotFoundError, ValueError) as err:
+            raise TrainingStopped('%s batch %d: %s\n--skip_bad_samples skips such samples'
+                                  % (at, i + 1, err))
+        yield data, label, [dataset.image_id(j) for j in batch]
 
 
 def fit(args, ctx=None, workers=None):
     """Train one phase as ``args`` says; returns the list of per-epoch log records.
 
-    Before training: the run folder must be writable with room for a checkpoint, every
-    sample must load (or is dropped, ``--skip_bad_samples``), and the training list must
-    not share images with the val list (``--allow_overlap``). Raises TrainingStopped on a
-    non-finite loss (``--nan_policy stop``), a sample that fails mid-training, or a
-    checkpoint that cannot be written; the last complete checkpoint is kept.
+    ``load_data``, ``build_network``, ``make_trainer``, ``resume_or_start``, then per
+    epoch ``train_one_epoch``, ``validate`` and ``log_and_checkpoint``; ``final.params``
+    at the end. Raises TrainingStopped on a non-finite loss (``--nan_policy stop``), a
+    sample that fails mid-training, or a checkpoint that cannot be written; the last
+    complete checkpoint is kept. Start-up problems (data, run folder, checkpoints) raise
+    FileNotFoundError, PermissionError, OSError or ValueError before any training.
 
     With several workers (``workers``, default ``Workers(args.kvstore)``), each trains on
     its share of every global batch of ``--batch_size`` and the iteration count and
@@ -268,14 +430,7 @@ def fit(args, ctx=None, workers=None):
     say = print if root else (lambda *a, **k: None)
     set_precision(args.dtype)
     mx.random.seed(args.seed)
-    cls = DATASETS[args.dataset]
-    train_set = get_dataset(args.dataset, args.data_dir, cls.TRAIN_SPLIT,
-                            TrainTransform(args.crop_size), seed=args.seed)
-    val_set = get_dataset(args.dataset, args.data_dir, cls.VAL_SPLIT,
-                          EvalTransform())
-    check_overlap(train_set, val_set, allow=args.allow_overlap)
-    for dataset in (train_set, val_set):
-        drop_bad_samples(dataset, args.skip_bad_samples, threads=max(args.workers, 1))
+    train_set, val_set = load_data(args)
     iters_per_epoch = len(train_set) // args.batch_size
     if iters_per_epoch == 0:
         raise ValueError('batch_size %d exceeds the %d training images'
@@ -289,32 +444,11 @@ def fit(args, ctx=None, workers=None):
     epochs = args.train_epochs or math.ceil(max_iter / iters_per_epoch)
 
     net = build_network(args, ctx)
-    _infer_shapes(net, ctx)
     if root:
         _check_run_dir(args.run_dir, net, ctx)
-    trainer = workers.trainer(net.collect_params(), 'sgd',
-                              {'learning_rate': args.initial_learning_rate,
-                               'momentum': args.momentum, 'wd': args.weight_decay})
-    loss_fn = SoftmaxCrossEntropyLoss()
-    settings = _settings(args)
-    log_path = os.path.join(args.run_dir, 'log.jsonl')
-    records, start_epoch, iteration = [], 1, 0
-    if root:
         remove_temporary_files(args.run_dir)
-    if args.resume:
-        ckpt = args.resume if args.resume.endswith('.json') else latest_checkpoint(args.resume)
-        if ckpt is None:
-            raise FileNotFoundError('no complete checkpoint to resume in %s%s' % (
-                args.resume, '' if root else ' on %r (the run folder must be at the same '
-                'path on every machine)' % workers))
-        with open(ckpt) as f:
-            check_same_network(json.load(f).get('settings', {}), settings, ckpt)
-        state = load_checkpoint(ckpt, net, trainer, ctx)
-        start_epoch, iteration = state['epoch'] + 1, state['iteration']
-        if os.path.isfile(log_path):
-            with open(log_path) as f:
-                records = [r for r in map(json.loads, f) if r['epoch'] <= state['epoch']]
-        say('resumed from %s: epoch %d, iteration %d' % (ckpt, state['epoch'], iteration))
+    trainer = make_trainer(args, net, workers)
+    start_epoch, iteration, records = resume_or_start(args, net, trainer, ctx, workers)
     workers.start(trainer, net.collect_params().values())
     say('%s: %d train / %d val images, %d iterations/epoch, %d iterations, %d epochs, '
         'head %s, output stride %d, devices %s%s'
@@ -322,7 +456,11 @@ def fit(args, ctx=None, workers=None):
            args.head, args.output_stride, ctx,
            ' on each of %d workers' % workers.num_workers if workers.num_workers > 1 else ''),
         flush=True)
+    loss_fn = SoftmaxCrossEntropyLoss()
     running_stats = list(net.collect_params('.*running_mean|.*running_var').values())
+
+    def lr_at(i):
+        return poly_lr(args.initial_learning_rate, i, max_iter, args.lr_power)
 
     for epoch in range(start_epoch, epochs + 1):
         if iteration >= max_iter:
@@ -330,73 +468,50 @@ def fit(args, ctx=None, workers=None):
         # dropout masks: the same after a resume, different on each worker
         mx.random.seed(args.seed * 100003 + epoch + 1000003 * workers.rank)
         tic = time.time()
-        loss_sum, steps, skipped = mx.nd.zeros((1,), ctx[0]), 0, 0
-        loader, batches = _loader(train_set, args.batch_size, True, args.workers, epoch,
-                                  args.seed, workers.shard)
+        at = 'phase %d epoch %d ' % (args.phase, epoch)
+        loader, batches = epoch_batches(train_set, args.batch_size, True, args.workers, epoch,
+                                        args.seed, workers.shard)
         bar = tqdm(total=min(iters_per_epoch, max_iter - iteration),
                    disable=args.no_progress or not root,
                    desc='phase %d epoch %d/%d' % (args.phase, epoch, epochs), leave=False)
-        batch_iter = iter(loader)
-        for batch in batches:
-            if iteration >= max_iter:
-                break
-            at = 'phase %d epoch %d iteration %d' % (args.phase, epoch, iteration + 1)
-            try:
-                data, label = next(batch_iter)
-            except (FileNotFoundError, ValueError) as err:
-                raise TrainingStopped('%s: %s\nthe last complete checkpoint is %s; '
-                                      '--skip_bad_samples skips such samples'
-                                      % (at, err, latest_checkpoint(args.run_dir)))
-            lr = poly_lr(args.initial_learning_rate, iteration, max_iter, args.lr_power)
-            trainer.set_learning_rate(lr)
-            if args.nan_policy == 'skip':
-                saved_stats = [[a.copy() for a in p.list_data()] for p in running_stats]
-            try:
-                loss_sum += train_step(net, loss_fn, trainer, data, label, ctx,
-                                       workers=workers)
-                steps += 1
-            except FloatingPointError as err:
-                where = '%s: %s; batch images: %s' % (
-                    at, err, ', '.join(train_set.image_id(i) for i in batch))
-                if args.nan_policy == 'stop':
-                    raise TrainingStopped('non-finite loss at %s\nstopped; the last complete '
-                                          'checkpoint is %s (--nan_policy skip skips such '
-                                          'batches)' % (where, latest_checkpoint(args.run_dir)))
-                for p, saved in zip(running_stats, saved_stats):
-                    for arr, old in zip(p.list_data(), saved):
-                        old.copyto(arr)
-                skipped += 1
-                say('skipped non-finite loss at %s' % where, file=sys.stderr, flush=True)
-            iteration += 1
-            bar.update()
-        bar.close()
-        loss = float(loss_sum.asscalar()) / max(steps, 1)
+        net.plan((args.crop_size, args.crop_size), training=True,
+                 device_type=ctx[0].device_type)
+        try:
+            done = train_one_epoch(net, trainer, loss_fn,
+                                   _batches_with_ids(loader, batches, train_set, at), ctx,
+                                   lr_at, iteration, max_iter, args.nan_policy, workers, bar,
+                                   say, at)
+        except NonFiniteLoss as err:
+            raise TrainingStopped('non-finite loss at %s\nstopped; the last complete '
+                                  'checkpoint is %s (--nan_policy skip skips such batches)'
+                                  % (err, latest_checkpoint(args.run_dir)))
+        except TrainingStopped as err:
+            raise TrainingStopped('%s\nthe last complete checkpoint is %s'
+                                  % (err, latest_checkpoint(args.run_dir)))
+        finally:
+            bar.close()
+        iteration = done['iteration']
         train_seconds = time.time() - tic
         if len(ctx) * workers.num_workers > 1:
             workers.average_batch_norm_statistics(running_stats)
         if not root:
             continue
-        metric = evaluate(net, _loader(val_set, 1, False, args.workers, 0, args.seed)[0], ctx,
-                          cls.NUM_CLASS, progress=not args.no_progress)
+        metric = validate(net, val_set, ctx, args.workers, progress=not args.no_progress)
         pix_acc, miou = metric.get()
-        record = {'epoch': epoch, 'phase': args.phase, 'iteration': iteration, 'lr': lr,
-                  'loss': loss, 'pixAcc': pix_acc, 'mIoU': miou,
-                  'iou': metric.iou_by_class(cls.CLASSES), 'skipped_batches': skipped,
-                  'seconds': time.time() - tic,
-                  'images_per_sec': steps * args.batch_size / train_seconds}
+        record = {'epoch': epoch, 'phase': args.phase, 'iteration': iteration,
+                  'lr': done['lr'], 'loss': done['loss'], 'pixAcc': pix_acc, 'mIoU': miou,
+                  'iou': metric.iou_by_class(val_set.CLASSES),
+                  'skipped_batches': done['skipped'], 'seconds': time.time() - tic,
+                  'images_per_sec': done['steps'] * args.batch_size / train_seconds}
         records.append(record)
         print('phase %d epoch %d/%d iter %d lr %.5f loss %.4f | val pixAcc %.4f mIoU %.4f '
-              '| %.0f s, %.2f img/s' % (args.phase, epoch, epochs, iteration, lr, loss,
-                                        pix_acc, miou, record['seconds'],
+              '| %.0f s, %.2f img/s' % (args.phase, epoch, epochs, iteration, done['lr'],
+                                        done['loss'], pix_acc, miou, record['seconds'],
                                         record['images_per_sec']), flush=True)
-        try:
-            atomic_write_text(log_path, ''.join(json.dumps(r) + '\n' for r in records))
-            plot_curves(records, os.path.join(args.run_dir, 'curves.png'))
-            save_checkpoint(args.run_dir, epoch, net, trainer,
-                            {'phase': args.phase, 'iteration': iteration, 'max_iter': max_iter,
-                             'lr': lr, 'seed': args.seed, 'settings': settings})
-        except OSError as err:
-            raise TrainingStopped('phase %d epoch %d: %s' % (args.phase, epoch, err))
+        log_and_checkpoint(args, records, net, trainer,
+                           {'epoch': epoch, 'phase': args.phase, 'iteration': iteration,
+                            'max_iter': max_iter, 'lr': done['lr'], 'seed': args.seed,
+                            'settings': _settings(args)})
     if root:
         atomic_write(os.path.join(args.run_dir, 'final.params'), net.save_parameters)
     if workers.num_workers > 1:  # every worker: equal checksums show they stayed in step
@@ -405,8 +520,13 @@ def fit(args, ctx=None, workers=None):
 
 
 def main(argv=None):
-    """Command-line entry point; returns 0, or 1 when training stopped (TrainingStopped,
-    message on stderr, naming the worker when there are several)."""
+    """Command-line entry point; returns 0, 1 when training stopped (TrainingStopped,
+    message on stderr, naming the worker when there are several), or 2 for a user error
+    (``cli.run_command``: one line on stderr)."""
+    return run_command(_main, argv)
+
+
+def _main(argv):
     args = parse_args(argv)
     workers = Workers(args.kvstore)
     try:

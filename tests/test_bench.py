@@ -6,7 +6,6 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, 'scripts'))
 
 import bench  # noqa: E402
-from gluon_deeplab.atrous import AtrousConv2D  # noqa: E402
 from gluon_deeplab.box_pool import POOLINGS  # noqa: E402
 
 
@@ -19,7 +18,12 @@ def test_bench_writes_every_table(tmp_path, capsys):
     assert row['row'] == 'aspp16' and row['train_img_s'] > 0 and row['infer_img_s'] > 0
     assert {(r['map'], r['pooling']) for r in results['pools']} == {
         (m, p) for m in (3, 6) for p in POOLINGS}
-    for r in results['atrous']:  # "training uses" is what the layer would choose
-        conv = AtrousConv2D(4, r['rate'], in_channels=2)
-        assert conv.set_map_size((r['map'],) * 2, True) == (r['training_uses'] == 'taps')
+    # size 48: 3x3 maps at output stride 16, 6x6 at 8. Every rate >= 3 on a 3-pixel map
+    # and every rate >= 6 on a 6-pixel map has taps that read only padding (always by
+    # taps); rate 3 on 6 pixels has all 9 taps live on a map under 20 px (whole).
+    uses = {(r['map'], r['rate']): r['training_uses'] for r in results['atrous']}
+    assert uses == {**{(3, r): 'taps' for r in (3, 6, 9, 12, 18, 27)},
+                    **{(6, r): 'taps' for r in (9, 12, 24, 27, 36)}, (6, 3): 'whole'}
+    assert {r['live_share'] for r in results['atrous'] if (r['map'], r['rate']) == (6, 3)} \
+        == {(12 / 18) ** 2}
     assert '| ours aspp OS 16 |' in capsys.readouterr().out

@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from gluon_deeplab.checkpoint import (check_same_network, latest_checkpoint,
-                                      remove_temporary_files, save_checkpoint)
+from gluon_deeplab.checkpoint import latest_checkpoint, remove_temporary_files, save_checkpoint
+from gluon_deeplab.train import check_same_network
 
 
 class _Writer:
@@ -60,5 +60,8 @@ def test_network_differences_are_named():
     with pytest.raises(ValueError, match=r"x was trained .*head 'aspp' there, 'vortex' here; "
                                          r"num_classes 21 there, 11 here"):
         check_same_network(saved, dict(saved, head='vortex', num_classes=11), 'x')
-    with pytest.raises(ValueError, match="base_architecture 'resnet50_v2' there, 'resnet101_v2'"):
+    # older checkpoints name the backbone base_architecture: compared as the backbone
+    with pytest.raises(ValueError, match="backbone 'resnet50_v2' there, 'resnet101_v2'"):
+        check_same_network(saved, dict(saved, backbone='resnet101_v2'), 'x')
+    with pytest.raises(ValueError, match="backbone 'resnet50_v2' there, 'resnet101_v2'"):
         check_same_network(saved, dict(saved, base_architecture='resnet101_v2'), 'x')

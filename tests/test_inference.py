@@ -55,6 +55,26 @@ def test_multi_scale_and_flip_give_probabilities_at_input_size(deeplab):
     assert np.allclose(probs.sum(axis=1).asnumpy(), 1, atol=1e-5)
 
 
+def test_multi_scale_and_flip_average_the_softmax_of_every_pass(deeplab):
+    """DeepLabV3 Sec. 4.3 by hand: each scale's input resized (sizes rounded), its
+    softmax (and the flipped input's, flipped back) resized to the input size, the
+    mean over all passes."""
+    x = mx.nd.random.normal(shape=(1, 3, 45, 61))
+    resize = mx.nd.contrib.BilinearResize2D
+    passes = []
+    for scale, (h, w) in ((0.5, (22, 30)), (1.0, (45, 61)), (1.5, (68, 92))):
+        xs = x if scale == 1.0 else resize(x, height=h, width=w, align_corners=True)
+        for flipped in (False, True):
+            logits = deeplab(xs.flip(axis=3) if flipped else xs)
+            p = mx.nd.softmax(logits, axis=1).asnumpy()
+            p = p[..., ::-1] if flipped else p
+            passes.append(resize(mx.nd.array(np.ascontiguousarray(p)), height=45, width=61,
+                                 align_corners=True).asnumpy())
+    want = np.mean(passes, axis=0)
+    got = predict_probs(deeplab, x, scales=(0.5, 1.0, 1.5), flip=True).asnumpy()
+    assert np.abs(got - want).max() < 1e-5
+
+
 def test_flip_of_a_flip_symmetric_network_changes_nothing():
     net = _conv_net(1)
     x = mx.nd.random.normal(shape=(1, 3, 20, 30))

@@ -3,7 +3,7 @@ import pytest
 from mxnet.gluon.model_zoo import vision
 
 from conftest import max_abs_diff
-from gluon_deeplab.resnet import ResNetV2Trunk, load_model_zoo_params, stage_rates
+from gluon_deeplab.resnet import ResNetV2Backbone, load_model_zoo_params, stage_rates
 
 
 @pytest.fixture(scope='module')
@@ -22,7 +22,7 @@ def zoo_file(tmp_path_factory):
 
 def test_model_zoo_weights_load_by_name_and_match_features(zoo_file):
     zoo, path = zoo_file
-    trunk = ResNetV2Trunk('resnet50_v2', output_stride=32, multi_grid=(1, 1, 1))
+    trunk = ResNetV2Backbone('resnet50_v2', output_stride=32, multi_grid=(1, 1, 1))
     load_model_zoo_params(trunk, path)
     x = mx.nd.random.normal(shape=(2, 3, 67, 53))
     ref = zoo.features[:11](x)  # up to the final BN + ReLU, before global pooling
@@ -34,7 +34,7 @@ def test_model_zoo_weights_load_by_name_and_match_features(zoo_file):
 def test_atrous_trunk_keeps_names_and_resolution(zoo_file):
     _, path = zoo_file
     for stride in (16, 8):
-        trunk = ResNetV2Trunk('resnet50_v2', output_stride=stride)
+        trunk = ResNetV2Backbone('resnet50_v2', output_stride=stride)
         load_model_zoo_params(trunk, path)
         assert trunk(mx.nd.zeros((1, 3, 64, 80))).shape == (1, 2048, 64 // stride, 80 // stride)
 
@@ -42,7 +42,7 @@ def test_atrous_trunk_keeps_names_and_resolution(zoo_file):
 @pytest.mark.parametrize('stride,stage3,stage4', [(16, (1,) * 6, (2, 4, 8)),
                                                   (8, (2,) * 6, (4, 8, 16))])
 def test_atrous_rates_and_multi_grid(stride, stage3, stage4):
-    trunk = ResNetV2Trunk('resnet50_v2', output_stride=stride)
+    trunk = ResNetV2Backbone('resnet50_v2', output_stride=stride)
     dil = lambda stage: tuple(u.conv2._kwargs['dilate'][0] for u in trunk.features[stage])
     strides = lambda stage: tuple(u.conv2._kwargs['stride'][0] for u in trunk.features[stage])
     assert dil(7) == stage3 and dil(8) == stage4
@@ -51,32 +51,32 @@ def test_atrous_rates_and_multi_grid(stride, stage3, stage4):
 
 
 def test_resnet101_is_a_name_away():
-    trunk = ResNetV2Trunk('resnet101_v2', output_stride=16)
+    trunk = ResNetV2Backbone('resnet101_v2', output_stride=16)
     assert len(trunk.features[7]) == 23
 
 
 def test_bad_parameter_files_fail_clearly(tmp_path, zoo_file):
     _, path = zoo_file
     with pytest.raises(FileNotFoundError, match='nope.params'):
-        load_model_zoo_params(ResNetV2Trunk(), str(tmp_path / 'nope.params'))
+        load_model_zoo_params(ResNetV2Backbone(), str(tmp_path / 'nope.params'))
     garbage = tmp_path / 'garbage.params'
     garbage.write_bytes(b'not a parameter file')
     with pytest.raises(ValueError, match='garbage.params'):
-        load_model_zoo_params(ResNetV2Trunk(), str(garbage))
+        load_model_zoo_params(ResNetV2Backbone(), str(garbage))
     # A resnet50 file does not fit a resnet101 trunk: missing units are named.
     with pytest.raises(ValueError, match=r'resnet50_v2.params does not fit.*255 missing \(features\.7\.'):
-        load_model_zoo_params(ResNetV2Trunk('resnet101_v2'), path)
+        load_model_zoo_params(ResNetV2Backbone('resnet101_v2'), path)
     # A wrong-width file: shapes are named.
     small = vision.resnet18_v2()
     small.initialize()
     small(mx.nd.zeros((1, 3, 32, 32)))
     small.save_parameters(str(tmp_path / 'r18.params'))
     with pytest.raises(ValueError, match='r18.params does not fit'):
-        load_model_zoo_params(ResNetV2Trunk(), str(tmp_path / 'r18.params'))
+        load_model_zoo_params(ResNetV2Backbone(), str(tmp_path / 'r18.params'))
 
 
 def test_invalid_arguments():
     with pytest.raises(ValueError, match='resnet101_v2, resnet50_v2'):
-        ResNetV2Trunk('resnet18')
+        ResNetV2Backbone('resnet18')
     with pytest.raises(ValueError, match='output_stride'):
         stage_rates(4)

@@ -100,8 +100,11 @@ def test_seed_compatible_flags():
     args = parse_args(['--resume', '-1', '--base_architecture', 'resnet_v2_50',
                        '--aspp_or_vortex', '2', '--gpus', '0,1', '--train_epochs', '46',
                        '--max_iter', '30000'])
-    assert (args.head, args.base_architecture, args.resume) == ('vortex', 'resnet50_v2', None)
-    assert parse_args(['--head', 'aspp', '--aspp_or_vortex', '2']).aspp_or_vortex == 1
+    assert (args.head, args.backbone, args.resume) == ('vortex', 'resnet50_v2', None)
+    # aliases of one flag: the last one given wins, as for any repeated flag
+    assert parse_args(['--head', 'aspp', '--aspp_or_vortex', '2']).head == 'vortex'
+    assert parse_args(['--aspp_or_vortex', '2', '--head', 'aspp']).head == 'aspp'
+    assert parse_args(['--pre_trained_model', 'zoo.params']).backbone_params == 'zoo.params'
 
 
 def test_trains_on_the_shipped_sample_logs_checkpoints_and_resumes(tmp_path, capsys):
@@ -226,13 +229,13 @@ def _poison_step(monkeypatch, bad_calls):
 
 
 def test_non_finite_loss_stops_naming_iteration_and_images(tmp_path, monkeypatch, capsys):
-    from gluon_deeplab.train import _loader, fit, TrainingStopped
+    from gluon_deeplab.train import epoch_batches, fit, TrainingStopped
     from gluon_deeplab.datasets import CamVidSegmentation
     _poison_step(monkeypatch, {9})
     args = _sample_args(tmp_path, '--train_epochs', '2')
     with pytest.raises(TrainingStopped) as err:
         fit(args)
-    batch = _loader(CamVidSegmentation(SAMPLE, 'train', seed=0), 4, True, 0, 2, 0)[1][2]
+    batch = epoch_batches(CamVidSegmentation(SAMPLE, 'train', seed=0), 4, True, 0, 2, 0)[1][2]
     ids = [os.path.splitext(os.path.basename(CamVidSegmentation(SAMPLE).pairs[i][0]))[0]
            for i in batch]
     msg = str(err.value)

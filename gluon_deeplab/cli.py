@@ -1,0 +1,154 @@
+"""Command-line pieces shared by train, evaluate, predict and export: argument types and
+groups, building a network from a checkpoint and its flags, and the one error path.
+
+Library modules never import this one; it imports them.
+"""
+import argparse
+import math
+import sys
+import traceback
+
+from mxnet.base import MXNetError
+
+from .checkpoint import load_settings
+from .datasets import DATASETS
+from .deeplab import get_deeplab
+from .heads import HEAD_BY_NUMBER, HEADS
+from .resnet import BACKBONE_LAYERS
+
+__all__ = ['head_name', 'backbone_name', 'positive_int', 'nonnegative_int', 'positive_float',
+           'add_network_args', 'network_from_args', 'add_inference_args', 'add_device_args',
+           'scales', 'run_command', 'UserError']
+
+#: Backbone names of the original scripts -> ours.
+BACKBONE_ALIASES = {'resnet_v2_50': 'resnet50_v2', 'resnet_v2_101': 'resnet101_v2'}
+
+#: What a network needs beyond its parameters, with defaults for a bare .params file.
+NETWORK_DEFAULTS = (('dataset', 'voc_aug'), ('head', 'aspp'), ('backbone', 'resnet50_v2'),
+                    ('output_stride', 16))
+
+
+class UserError(Exception):
+    """A mistake in what the user gave (a flag, a file, a folder): printed as one line
+    ``error: <message>`` with exit status 2, no traceback."""
+
+
+def head_name(text):
+    """``--head`` / ``--aspp_or_vortex``: a head name (``heads.HEADS``) or the original
+    scripts' number (1 = ASPP, 2 = Vortex Pooling)."""
+    if text in HEADS:
+        return text
+    try:
+        return HEAD_BY_NUMBER[int(text)]
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(
+            'expected one of %s, or 1 (aspp) / 2 (vortex), got %r'
+            % (', '.join(sorted(HEADS)), text))
+
+
+def backbone_name(text):
+    """``--backbone`` / ``--base_architecture``: ``resnet50_v2``, ``resnet101_v2`` (or the
+    original scripts' ``resnet_v2_50`` / ``resnet_v2_101``)."""
+    name = BACKBONE_ALIASES.get(text, text)
+    if name not in BACKBONE_LAYERS:
+        raise argparse.ArgumentTypeError('expected one of %s, got %r'
+                                         % (', '.join(sorted(BACKBONE_LAYERS)), text))
+    return name
+
+
+def _number(kind, test, what):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not test(value):
+            raise argparse.ArgumentTypeError('expected %s, got %r' % (what, text))
+        return value
+    parse.__name__ = what
+    return parse
+
+
+positive_int = _number(int, lambda v: v > 0, 'an integer > 0')
+nonnegative_int = _number(int, lambda v: v >= 0, 'an integer >= 0')
+positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, 'a finite number > 0')
+
+
+def scales(text):
+    """``--scales``: comma-separated positive numbers -> tuple of floats."""
+    try:
+        values = tuple(float(s) for s in text.split(','))
+    except ValueError:
+        values = ()
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise argparse.ArgumentTypeError('expected positive numbers separated by commas, '
+                                         'got %r' % text)
+    return values
+
+
+def add_network_args(parser):
+    """``--checkpoint`` and the flags describing its network (each defaults to what the
+    trainer saved beside the checkpoint, then to ``NETWORK_DEFAULTS``)."""
+    parser.add_argument('--checkpoint', required=True, help='whole-network .params file')
+    parser.add_argument('--dataset', choices=sorted(DATASETS), help='classes and palette')
+    parser.add_argument('--head', '--aspp_or_vortex', dest='head', type=head_name,
+                        help='aspp, vortex, vortex_a (or 1 = ASPP, 2 = Vortex Pooling)')
+    parser.add_argument('--backbone', '--base_architecture', dest='backbone',
+                        type=backbone_name)
+    parser.add_argument('--output_stride', type=int, choices=(8, 16))
+
+
+def network_from_args(args, ctx):
+    """Fill the unset network flags of ``args`` (``add_network_args``) from the settings
+    saved beside the checkpoint, then the defaults, and return the network with the
+    checkpoint's parameters loaded on ``ctx`` (not hybridized). Raises what
+    ``load_parameters`` raises for a file that does not fit, naming the parameter."""
+    saved = load_settings(args.checkpoint)
+    for key, default in NETWORK_DEFAULTS:
+        if getattr(args, key) is None:
+            setattr(args, key, saved.get(key, default))
+    args.multi_grid = tuple(saved.get('multi_grid', (1, 2, 4)))
+    num_classes = saved.get('num_classes', DATASETS[args.dataset].NUM_CLASS)
+    net = get_deeplab(args.head, args.output_stride, num_classes, args.backbone,
+                      multi_grid=args.multi_grid)
+    try:
+        net.load_parameters(args.checkpoint, ctx=ctx)
+    except (AssertionError, MXNetError) as err:
+        raise UserError('%s is not a %s network with %d classes on %s (%s)' % (
+            args.checkpoint, args.head, num_classes, args.backbone,
+            str(err).strip().splitlines()[0]))
+    return net
+
+
+def add_inference_args(parser):
+    """``--scales`` (a tuple of floats) and ``--flip``."""
+    parser.add_argument('--scales', type=scales, default=(1.0,),
+                        help='comma-separated input scales (default 1.0); DeepLabV3 on VOC: '
+                             '0.5,0.75,1.0,1.25,1.5,1.75')
+    parser.add_argument('--flip', action='store_true', help='also average the left-right flip')
+
+
+def add_device_args(parser, workers=2):
+    """``--gpus``, ``--workers`` (DataLoader processes), ``--no_progress``, ``--debug``."""
+    parser.add_argument('--gpus', default='', help='GPU ids, e.g. "0,1"; empty for the CPU')
+    parser.add_argument('--workers', type=nonnegative_int, default=workers,
+                        help='DataLoader worker processes')
+    parser.add_argument('--no_progress', action='store_true', help='no tqdm progress bars')
+    parser.add_argument('--debug', action='store_true',
+                        help='show the traceback of an error instead of one line')
+
+
+def run_command(main, argv=None):
+    """Run ``main(argv)`` and return its exit status. A user error (``UserError``,
+    FileNotFoundError, PermissionError, ValueError, OSError: a missing or unreadable
+    file, a bad value) is printed as one line ``error: ...`` on stderr with status 2;
+    with ``--debug`` in ``argv`` (or ``sys.argv``) the traceback is shown instead."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return main(argv)
+    except (UserError, FileNotFoundError, PermissionError, ValueError, OSError) as err:
+        if '--debug' in argv:
+            traceback.print_exc()
+        else:
+            print('error: %s' % err, file=sys.stderr, flush=True)
+        return 2
