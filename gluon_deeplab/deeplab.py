@@ -36,6 +36,7 @@ class DeepLabV3(nn.HybridBlock):
         self.backbone = backbone
         self.head = head
         self._hybridize_args = None  # (active, flags) of the last hybridize call
+        self._planned_map = None  # feature map size a by-taps plan is for; None: any
 
     def hybridize(self, active=True, **kwargs):
         self._hybridize_args = (active, kwargs)
@@ -49,18 +50,29 @@ class DeepLabV3(nn.HybridBlock):
         stride), ceil(W / output stride)). When a choice changes, the hybridized graph is
         rebuilt with the same ``hybridize`` flags. Returns True if anything changed.
 
-        Inputs of another size that plan has not seen raise ValueError (imperative) or
-        a shape error (hybridized) while a by-taps plan is in force.
+        While a plan computes some layer by taps, an input whose feature map has
+        another size raises ValueError (its taps would not fit): plan for it first.
         """
         stride = self.backbone.output_stride
         size = None if input_size is None else tuple(-(-int(n) // stride) for n in input_size)
         convs = []
         self.head.apply(lambda b: convs.append(b) if isinstance(b, AtrousConv2D) else None)
         changed = any([conv.set_map_size(size, training, device_type) for conv in convs])
+        self._planned_map = size if any(conv.taps for conv in convs) else None
         if changed and self._hybridize_args is not None:
             active, flags = self._hybridize_args
             self.hybridize(active, **flags)  # public API: drops the cached graphs
         return changed
+
+    def forward(self, x, *args):
+        if self._planned_map is not None and isinstance(x, mx.nd.NDArray):
+            stride = self.backbone.output_stride
+            size = tuple(-(-n // stride) for n in x.shape[2:])
+            if size != self._planned_map:
+                raise ValueError('the network is planned for %s feature maps (atrous layers '
+                                 'by taps); an input of %s gives %s: call plan() for it'
+                                 % (self._planned_map, x.shape[2:], size))
+        return super(DeepLabV3, self).forward(x, *args)
 
     def low_res_logits(self, F, x):
         """(N, num_classes, ceil(H / os), ceil(W / os)) logits before upsampling."""

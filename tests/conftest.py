@@ -5,6 +5,7 @@ import sys
 import mxnet as mx
 import numpy as np
 import pytest
+from mxnet.gluon import nn
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, 'data', 'camvid_sample')
@@ -47,3 +48,43 @@ def run_isolated(function, timeout=180, **env):
                     % (function.__name__, timeout, ''.join(output)[-5000:]))
     if proc.returncode != 0:
         pytest.fail('%s failed:\n%s' % (function.__name__, (proc.stdout + proc.stderr)[-5000:]))
+
+
+class TinyBackbone(nn.HybridBlock):
+    """Stand-in for the ResNet backbone where the backbone is not what a test is about:
+    (N, 3, H, W) -> (N, channels, ceil(H / output_stride), ceil(W / output_stride)), one
+    strided convolution (zero-padded so any size works)."""
+
+    def __init__(self, output_stride=16, channels=6):
+        super(TinyBackbone, self).__init__()
+        self.output_stride = output_stride
+        self.conv = nn.Conv2D(channels, output_stride, strides=output_stride)
+
+    def hybrid_forward(self, F, x):
+        s = self.output_stride
+        x = F.pad(x, mode='constant', pad_width=(0, 0, 0, 0, 0, s - 1, 0, s - 1))
+        return self.conv(x)
+
+
+def tiny_deeplab(head='aspp', num_classes=4, output_stride=16, rates=(1, 2, 3), **kwargs):
+    """A ``DeepLabV3`` on ``TinyBackbone`` with a 4-channel head, initialised."""
+    from gluon_deeplab.deeplab import DeepLabV3, initialize_network
+    from gluon_deeplab.heads import HEADS
+    net = DeepLabV3(TinyBackbone(output_stride),
+                    HEADS[head](num_classes, rates=rates, channels=4, **kwargs))
+    initialize_network(net)
+    return net
+
+
+@pytest.fixture(scope='module')
+def camvid_checkpoint(tmp_path_factory):
+    """``(net, path)``: a randomly initialised real ASPP network with CamVid's 11 classes
+    and its saved ``final.params`` (no training settings beside it)."""
+    from gluon_deeplab import get_deeplab
+    mx.random.seed(0)
+    net = get_deeplab('aspp', 16, num_classes=11)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    path = str(tmp_path_factory.mktemp('ckpt') / 'final.params')
+    net.save_parameters(path)
+    return net, path

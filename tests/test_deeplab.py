@@ -5,7 +5,7 @@ from mxnet.gluon import nn
 from mxnet.gluon.contrib.nn import SyncBatchNorm
 from mxnet.gluon.model_zoo import vision
 
-from conftest import max_abs_diff
+from conftest import TinyBackbone, max_abs_diff, tiny_deeplab
 from gluon_deeplab import get_deeplab
 from gluon_deeplab.atrous import AtrousConv2D
 from gluon_deeplab.deeplab import DeepLabV3
@@ -85,18 +85,6 @@ def test_unknown_names_list_the_valid_ones():
         get_deeplab(output_stride=32)
 
 
-class _Stride16(nn.HybridBlock):
-    """Stand-in trunk: (N, 3, H, W) -> (N, 6, H / 16, W / 16) for multiples of 16."""
-    output_stride = 16
-
-    def __init__(self):
-        super(_Stride16, self).__init__()
-        self.conv = nn.Conv2D(6, 16, strides=16)
-
-    def hybrid_forward(self, F, x):
-        return self.conv(x)
-
-
 def _run(net, x, train):
     x = x.copy()
     x.attach_grad()
@@ -113,7 +101,7 @@ def test_training_skips_padding_taps_with_the_same_results(hybridize, monkeypatc
     """Map 20 x 22: rate 3 stays whole, rate 15 is computed by taps, rate 21's top and
     bottom taps read only padding; at 20 x 20 its side taps do too. Evaluation uses the
     whole convolutions again."""
-    net = DeepLabV3(_Stride16(), ASPP(4, rates=(3, 15, 21), channels=4, dropout=0.0))
+    net = DeepLabV3(TinyBackbone(16), ASPP(4, rates=(3, 15, 21), channels=4, dropout=0.0))
     net.initialize(mx.init.Xavier())
     net(mx.nd.zeros((1, 3, 32, 32)))  # shapes
     if hybridize:
@@ -140,3 +128,28 @@ def test_training_skips_padding_taps_with_the_same_results(hybridize, monkeypatc
     for g, w in zip(got, want):
         for a, b in zip(g, w):
             assert max_abs_diff(a, b) < 1e-5 * (1 + b.abs().max().asscalar())
+
+
+def test_forward_is_pure_only_plan_changes_what_runs():
+    """Forward passes never change the network; ``plan`` does, and rebuilds the
+    hybridized graph for it (the same flags, so it stays hybridized)."""
+    net = tiny_deeplab('aspp', rates=(3, 15, 21))
+    net.hybridize(static_alloc=True)
+    x = mx.nd.random.normal(shape=(1, 3, 320, 320))
+    convs = [b[0] for b in list(net.head.branches)[1:4]]
+    with mx.autograd.record():
+        net(x)
+    assert [c.taps for c in convs] == [None] * 3  # no plan: the plain convolutions
+    assert net.plan((320, 320), training=True)
+    assert [c.taps for c in convs] == [None, ((-15, 0, 15),) * 2, ((0,), (0,))]
+    with mx.autograd.record():
+        y = net(x)
+    assert y.shape == (1, 4, 320, 320) and net._cached_op is not None  # hybridized again
+    with mx.autograd.record(), pytest.raises(ValueError, match=r'planned for \(20, 20\) '
+                                                               r'.*gives \(30, 30\)'):
+        net(mx.nd.random.normal(shape=(1, 3, 480, 480)))  # its taps would be wrong
+    assert [c.taps for c in convs] == [None, ((-15, 0, 15),) * 2, ((0,), (0,))]
+    assert not net.plan((320, 320), training=True)  # nothing to change
+    assert net.plan(None, training=False)
+    assert [c.taps for c in convs] == [None] * 3
+    assert net(mx.nd.random.normal(shape=(1, 3, 480, 480))).shape == (1, 4, 480, 480)

@@ -17,6 +17,8 @@ from gluon_deeplab.train import train_step
 STEPS, GLOBAL_BATCH = 3, 5  # 5 images over 2 workers: shares of 2 and 3
 
 
+pytestmark = pytest.mark.slow  # subprocesses: workers, servers, launchers
+
 def _batches():
     """The global batches every worker (and the single-process reference) sees."""
     rng = np.random.default_rng(0)

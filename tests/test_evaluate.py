@@ -15,14 +15,8 @@ from gluon_deeplab.transforms import EvalTransform
 
 
 @pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    mx.random.seed(0)
-    net = get_deeplab('aspp', 16, num_classes=11)
-    net.initialize(mx.init.Xavier())
-    net(mx.nd.zeros((1, 3, 32, 32)))
-    path = str(tmp_path_factory.mktemp('ckpt') / 'final.params')
-    net.save_parameters(path)
-    return net, path
+def checkpoint(camvid_checkpoint):
+    return camvid_checkpoint
 
 
 def test_plain_evaluation_equals_independent_loop_and_single_scale_path(checkpoint):

@@ -19,6 +19,9 @@ def exported(request, tmp_path_factory):
     reference = net(x)  # any-size network, imperative
     prefix = str(tmp_path_factory.mktemp('export') / request.param)
     files = export_mxnet(net, HEIGHT, WIDTH, prefix)
+    # the caller's network is left as it was: any input size, the same outputs
+    assert net(mx.nd.zeros((1, 3, 40, 56))).shape == (1, 4, 40, 56)
+    assert max_abs_diff(net(x), reference) < 1e-6
     return x, reference, files
 
 

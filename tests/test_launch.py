@@ -1,3 +1,4 @@
+import pytest
 import os
 import re
 import subprocess
@@ -6,6 +7,8 @@ import time
 
 from conftest import REPO, TESTS
 from gluon_deeplab.launch import plan
+
+pytestmark = pytest.mark.slow  # subprocesses: workers, servers, launchers
 
 #: A worker that joins the job; rank 1 then dies while rank 0 waits for it in a sum.
 DYING_WORKER = '''

@@ -76,6 +76,7 @@ def _check_sync_batch_norm_step():
             assert max_abs_diff(param.data(), params2[name].data(ctx)) < 1e-5, name
 
 
+@pytest.mark.slow
 def test_sync_batch_norm_step_on_two_devices_equals_one_device_step_on_the_whole_batch():
     run_isolated(_check_sync_batch_norm_step, timeout=120, **SYNC_ENV)
 
@@ -107,6 +108,7 @@ def test_seed_compatible_flags():
     assert parse_args(['--pre_trained_model', 'zoo.params']).backbone_params == 'zoo.params'
 
 
+@pytest.mark.slow
 def test_trains_on_the_shipped_sample_logs_checkpoints_and_resumes(tmp_path, capsys):
     run = str(tmp_path / 'run')
     common = ['--dataset', 'camvid', '--data_dir', SAMPLE, '--crop_size', '64',
@@ -177,6 +179,7 @@ def _log(run):
         return [json.loads(line) for line in f]
 
 
+@pytest.mark.slow
 def test_killed_runs_resume_to_the_uninterrupted_result(tmp_path):
     import signal
     whole, proc = _run(tmp_path, 'whole')
@@ -228,6 +231,7 @@ def _poison_step(monkeypatch, bad_calls):
     monkeypatch.setattr(train, 'train_step', train_step)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_naming_iteration_and_images(tmp_path, monkeypatch, capsys):
     from gluon_deeplab.train import epoch_batches, fit, TrainingStopped
     from gluon_deeplab.datasets import CamVidSegmentation
@@ -251,6 +255,7 @@ def test_non_finite_loss_stops_naming_iteration_and_images(tmp_path, monkeypatch
     assert 'error: non-finite loss at phase 1 epoch 1 iteration 3' in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_skipped_non_finite_batches_leave_weights_and_statistics_finite(tmp_path, monkeypatch):
     from gluon_deeplab.train import fit
     _poison_step(monkeypatch, {2, 5})
@@ -262,6 +267,7 @@ def test_skipped_non_finite_batches_leave_weights_and_statistics_finite(tmp_path
     assert np.isfinite(records[0]['loss'])
 
 
+@pytest.mark.slow
 def test_phase_two_refuses_a_checkpoint_of_another_network(tmp_path):
     run = str(tmp_path / 'phase1')
     assert main(['--dataset', 'camvid', '--data_dir', SAMPLE, '--crop_size', '48', '--workers',
@@ -282,6 +288,7 @@ def test_phase_two_refuses_a_checkpoint_of_another_network(tmp_path):
         build_network(parse_args(init + ['--aspp_or_vortex', '2']), [mx.cpu()])
 
 
+@pytest.mark.slow
 def test_unusable_run_folder_is_reported_before_training(tmp_path, monkeypatch):
     import shutil
     from collections import namedtuple
@@ -300,6 +307,7 @@ def test_unusable_run_folder_is_reported_before_training(tmp_path, monkeypatch):
     assert not os.path.exists(os.path.join(args.run_dir, 'log.jsonl'))
 
 
+@pytest.mark.slow
 def test_training_refuses_val_images_in_the_training_list(tmp_path):
     import shutil
     from gluon_deeplab.train import fit
@@ -317,6 +325,7 @@ def test_training_refuses_val_images_in_the_training_list(tmp_path):
     assert fit(args)[0]['iteration'] == 1
 
 
+@pytest.mark.slow
 def test_two_workers_train_the_shipped_sample_through_the_launcher(tmp_path):
     run = str(tmp_path / 'run')
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get('PYTHONPATH', '')]))
@@ -335,3 +344,75 @@ def test_two_workers_train_the_shipped_sample_through_the_launcher(tmp_path):
     with open(os.path.join(run, 'log.jsonl')) as f:
         assert [json.loads(line)['iteration'] for line in f] == [3]
     assert os.path.isfile(os.path.join(run, 'final.params'))
+
+
+# --- train_one_epoch on batches fed by hand ------------------------------------------------
+
+def _epoch_setup():
+    """A network with BatchNorm and no ReLU (which would turn NaN activations into zeros),
+    so a NaN image makes both the running statistics and the loss NaN."""
+    mx.random.seed(3)
+    net = gluon.nn.HybridSequential()
+    net.add(gluon.nn.Conv2D(4, 3, padding=1, in_channels=3), gluon.nn.BatchNorm(in_channels=4),
+            gluon.nn.Conv2D(3, 1, in_channels=4))
+    net.initialize(mx.init.Xavier())
+    net.hybridize()
+    trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.1, 'momentum': 0.9})
+    rng = np.random.default_rng(0)
+    batches = [(mx.nd.array(rng.normal(size=(2, 3, 32, 32))),
+                mx.nd.array(rng.integers(0, 3, size=(2, 32, 32)), dtype='int32'),
+                ['img%d_a' % i, 'img%d_b' % i]) for i in range(3)]
+    return net, trainer, batches
+
+
+def _state(net):
+    from gluon_deeplab.mxnet_private import structural_params
+    return {k: p.data().copy() for k, p in structural_params(net).items()}
+
+
+def test_one_epoch_stops_on_a_non_finite_loss_naming_iteration_and_images():
+    from gluon_deeplab.train import NonFiniteLoss, train_one_epoch
+    net, trainer, batches = _epoch_setup()
+    data, label, ids = batches[1]
+    batches[1] = (data * float('nan'), label, ids)
+    with pytest.raises(NonFiniteLoss, match=r'^phase 1 epoch 1 iteration 6: loss is nan; '
+                                            r'batch images: img1_a, img1_b$'):
+        train_one_epoch(net, trainer, SoftmaxCrossEntropyLoss(), batches, [mx.cpu()],
+                        lambda i: 0.1, 4, 100, 'stop', at='phase 1 epoch 1 ')
+
+
+def test_one_epoch_skips_a_non_finite_batch_without_touching_weights_or_statistics():
+    from gluon_deeplab.train import train_one_epoch
+    net, trainer, batches = _epoch_setup()
+    data, label, ids = batches[1]
+    batches[1] = (data * float('nan'), label, ids)
+    lrs, said = [], []
+    # reference: the same network and trainer stepped on batch 0 alone
+    ref_net, ref_trainer, _ = _epoch_setup()
+    train_one_epoch(ref_net, ref_trainer, SoftmaxCrossEntropyLoss(), batches[:1], [mx.cpu()],
+                    lambda i: 0.1, 0, 100)
+    done = train_one_epoch(net, trainer, SoftmaxCrossEntropyLoss(), batches[:2], [mx.cpu()],
+                           lambda i: lrs.append(i) or 0.1, 0, 100, 'skip',
+                           say=lambda *a, **k: said.append(a[0]))
+    assert (done['steps'], done['skipped'], done['iteration']) == (1, 1, 2) and lrs == [0, 1]
+    assert said == ['skipped non-finite loss at iteration 2: loss is nan; batch images: '
+                    'img1_a, img1_b']
+    want = _state(ref_net)  # batch 1 changed nothing: not the weights, not BN statistics
+    for k, v in _state(net).items():
+        assert np.isfinite(v.asnumpy()).all(), k
+        assert max_abs_diff(v, want[k]) == 0, k
+    assert np.isfinite(done['loss'])
+
+
+def test_one_epoch_stops_at_max_iter_and_follows_the_schedule():
+    from gluon_deeplab.train import train_one_epoch
+    net, trainer, batches = _epoch_setup()
+    lrs = []
+
+    def lr_at(i):
+        lrs.append(i)
+        return 0.1 * (1 - i / 5.0)
+    done = train_one_epoch(net, trainer, SoftmaxCrossEntropyLoss(), batches, [mx.cpu()], lr_at,
+                           3, 5)
+    assert lrs == [3, 4] and done['iteration'] == 5 and done['steps'] == 2
+    assert abs(done['lr'] - 0.1 * (1 - 4 / 5.0)) < 1e-12 and trainer.learning_rate == done['lr']
