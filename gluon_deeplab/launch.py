@@ -120,13 +120,23 @@ def _status(code):
     return 'was killed by signal %d' % -code if code < 0 else 'exited with status %d' % code
 
 
+class _Terminated(Exception):
+    """SIGTERM arrived (``timeout``, ``kill``, a batch scheduler ending the job)."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
 def run(nodes, timeout=None, ssh='ssh -tt -o BatchMode=yes', log=sys.stderr):
     """Start ``nodes`` (``plan``) and watch them. Returns 0 once every worker exited with
     status 0 (servers and scheduler are then given 30 s to end); otherwise stops every
-    process and returns 1 after writing which one failed, or that ``timeout`` seconds
-    passed, to ``log``."""
+    process and returns 1 after writing which one failed, that ``timeout`` seconds
+    passed, or that the launcher was interrupted (SIGINT) or terminated (SIGTERM), to
+    ``log``: no process of the job outlives the launcher."""
     workers = [n for n in nodes if n.role == 'worker']
     start = time.time()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
 
     def fail(message):
         others = [n for n in nodes if n.proc is not None and n.proc.poll() is None]
@@ -155,6 +165,10 @@ def run(nodes, timeout=None, ssh='ssh -tt -o BatchMode=yes', log=sys.stderr):
         return 0
     except KeyboardInterrupt:
         return fail('interrupted')
+    except _Terminated:
+        return fail('terminated (SIGTERM)')
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv=None):

@@ -1,9 +1,11 @@
-import pytest
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
+
+import pytest
 
 from conftest import REPO, TESTS
 from gluon_deeplab.launch import plan
@@ -91,3 +93,27 @@ def test_hostfile_starts_workers_and_servers_through_the_remote_shell(tmp_path):
     # 2 servers (one per host) and 2 workers, in turn
     assert sorted((tmp_path / 'hosts_used').read_text().split()) == ['127.0.0.1'] * 2 + [
         'localhost'] * 2
+
+
+def test_sigterm_to_the_launcher_stops_every_process_of_the_job(tmp_path):
+    """What ``timeout``, ``kill`` and batch schedulers send: the launcher must take its
+    scheduler, server and workers with it."""
+    pids = tmp_path / 'pids'
+    worker = ('import os, time\nopen(%r, "a").write("%%d\\n" %% os.getpid())\ntime.sleep(600)'
+              % str(pids))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get('PYTHONPATH', '')]))
+    proc = subprocess.Popen([sys.executable, '-m', 'gluon_deeplab.launch', '-n', '2', '--',
+                             sys.executable, '-c', worker], cwd=TESTS, env=env,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(pids.read_text().split() if pids.exists() else []) < 2:
+        time.sleep(0.2)
+    children = subprocess.run(['pgrep', '-P', str(proc.pid)], capture_output=True,
+                              text=True).stdout.split()
+    assert len(children) == 4  # scheduler, server, 2 workers
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 1
+    assert 'terminated (SIGTERM); stopping the 4 other processes' in proc.stderr.read()
+    time.sleep(1)
+    alive = [p for p in children + pids.read_text().split() if os.path.exists('/proc/' + p)]
+    assert not alive
