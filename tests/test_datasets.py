@@ -83,8 +83,8 @@ def test_voc_aug_reads_palette_png_and_sbd_mat(tmp_path):
 
 
 def test_registry_lists_names():
-    with pytest.raises(ValueError, match='camvid, voc_aug'):
-        get_dataset('cityscapes', '.', 'train')
+    with pytest.raises(ValueError, match='camvid, cityscapes, folder, voc_aug'):
+        get_dataset('ade20k', '.', 'train')
 
 
 def test_shipped_sample_is_real_and_consistent():
@@ -109,6 +109,96 @@ def test_truncated_image_is_an_error_even_if_another_library_allows_them(tmp_pat
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = False
     assert read_image(str(tmp_path / 'full.png')).shape == (64, 64, 3)
+
+
+def test_truncated_files_are_errors_when_the_flag_changes_during_decoding(tmp_path, monkeypatch):
+    """Another thread setting ImageFile.LOAD_TRUNCATED_IMAGES while a file decodes (the
+    old per-read toggle raced so) must not let a truncated PNG, JPEG or BMP through, nor
+    a PNG whose compressed data is zeroed (same length, bad chunk CRC)."""
+    from PIL import ImageFile
+    from gluon_deeplab.datasets.base import read_image, read_index_png
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (48, 40, 3), np.uint8)
+    grey = rgb[..., 0].copy()
+    cuts = {}
+    for name, array in (('rgb.png', rgb), ('rgb.jpg', rgb), ('rgb.bmp', rgb),
+                        ('grey.png', grey), ('grey.bmp', grey)):
+        Image.fromarray(array).save(tmp_path / name)
+        data = (tmp_path / name).read_bytes()
+        for frac in (2, 4 / 3):
+            cut = tmp_path / ('cut%d_%s' % (frac * 3, name))
+            cut.write_bytes(data[:int(len(data) / frac)])
+            cuts[cut] = read_image if name.startswith('rgb') else read_index_png
+    data = bytearray((tmp_path / 'rgb.png').read_bytes())
+    data[len(data) // 2:len(data) // 2 + 40] = bytes(40)
+    (tmp_path / 'zeroed.png').write_bytes(bytes(data))
+    cuts[tmp_path / 'zeroed.png'] = read_image
+    flip = ImageFile.ImageFile.load_prepare
+
+    def load_prepare(self):  # runs inside Image.load(), after any per-read switch
+        ImageFile.LOAD_TRUNCATED_IMAGES = True
+        flip(self)
+    monkeypatch.setattr(ImageFile.ImageFile, 'load_prepare', load_prepare)
+    monkeypatch.setattr(ImageFile, 'LOAD_TRUNCATED_IMAGES', True)
+    for cut, reader in cuts.items():
+        with pytest.raises(ValueError, match='cannot read (image|label) .*%s' % cut.name):
+            reader(str(cut))
+    # Also from several threads at once, as the start-up check reads.
+    from concurrent.futures import ThreadPoolExecutor
+
+    def outcome(cut):
+        try:
+            cuts[cut](str(cut))
+        except ValueError:
+            return 'error'
+        return 'read'
+    with ThreadPoolExecutor(4) as pool:
+        assert set(pool.map(outcome, list(cuts) * 10)) == {'error'}
+    assert ImageFile.LOAD_TRUNCATED_IMAGES  # left as the other library set it
+    assert (read_image(str(tmp_path / 'rgb.png')) == rgb).all()
+    assert (read_index_png(str(tmp_path / 'grey.bmp')) == grey).all()
+    assert read_image(str(tmp_path / 'rgb.jpg')).shape == (48, 40, 3)
+
+
+def test_list_paths_absolute_segnet_style_and_folders(tmp_path):
+    root = _camvid(tmp_path / 'CamVid', [np.zeros((6, 8)), np.ones((6, 8))])
+    # SegNet's own lists: /SegNet/CamVid/train/x.png; and absolute paths that exist.
+    (tmp_path / 'CamVid' / 'train.txt').write_text(
+        '/SegNet/CamVid/train/0.png /SegNet/CamVid/trainannot/0.png\n'
+        '%s %s\n' % (os.path.join(root, 'train', '1.png'),
+                     os.path.join(root, 'trainannot', '1.png')))
+    ds = CamVidSegmentation(root)
+    assert ds.pairs == [(os.path.join(root, 'train', '0.png'),
+                         os.path.join(root, 'trainannot', '0.png')),
+                        (os.path.join(root, 'train', '1.png'),
+                         os.path.join(root, 'trainannot', '1.png'))]
+    assert (ds[1][1] == 1).all()
+    # An absolute path elsewhere is honoured as it is.
+    other = _camvid(tmp_path / 'elsewhere', [np.full((6, 8), 2)])
+    (tmp_path / 'CamVid' / 'val.txt').write_text('%s %s\n' % (
+        os.path.join(other, 'train', '0.png'), os.path.join(other, 'trainannot', '0.png')))
+    assert (CamVidSegmentation(root, 'val')[0][1] == 2).all()
+    os.remove(os.path.join(root, 'trainannot', '1.png'))
+    os.makedirs(os.path.join(root, 'trainannot', '1.png'))
+    with pytest.raises(ValueError, match=r'train.txt line 2 names .*trainannot/1.png, which is '
+                                         r'a folder; expected a file'):
+        CamVidSegmentation(root)
+    from gluon_deeplab.datasets.base import read_image
+    with pytest.raises(ValueError, match=r'image .*1.png is a folder; expected a file'):
+        read_image(os.path.join(root, 'trainannot', '1.png'))
+
+
+def test_camvid_test_split_splits_and_instance_classes(tmp_path):
+    root = _camvid(tmp_path, [np.zeros((6, 8)), np.ones((6, 8))])
+    os.rename(os.path.join(root, 'train.txt'), os.path.join(root, 'test.txt'))
+    ds = get_dataset('camvid', root, 'test')
+    assert len(ds) == 2 and ds.split == 'test' and 'test.txt' in ds.source
+    assert CamVidSegmentation.SPLITS == ('train', 'val', 'test')
+    assert ds.num_classes == ds.NUM_CLASS == 11 and ds.classes == ds.CLASSES
+    assert ds.palette.shape == (11, 3) and (ds.palette == ds.PALETTE).all()
+    with pytest.raises(ValueError, match=r"CamVidSegmentation has no split 'trainval'; valid "
+                                         r"splits: train, val, test"):
+        CamVidSegmentation(root, 'trainval')
 
 
 def _png(path, array, mode=None):

@@ -1,75 +1,170 @@
 """Common reading and checking for segmentation datasets."""
-import contextlib
+import io
 import os
 import warnings
 
 import numpy as np
 from mxnet.gluon.data import Dataset
-from PIL import Image, ImageFile
+from PIL import Image
 
-__all__ = ['IGNORE_LABEL', 'SegmentationDataset', 'read_image', 'read_index_png', 'check_label']
+__all__ = ['IGNORE_LABEL', 'SegmentationDataset', 'read_image', 'read_index_png', 'check_label',
+           'locate_listed']
 
 #: Label value of pixels that carry no class (VOC object borders, CamVid void); the loss
 #: and the metrics skip them.
 IGNORE_LABEL = 255
 
 
-@contextlib.contextmanager
-def _strict_decoding():
-    """Make PIL fail on truncated files: other libraries (gluoncv.data) switch
-    ``ImageFile.LOAD_TRUNCATED_IMAGES`` on for the whole process."""
-    previous = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
+class _EndWatch(io.BytesIO):
+    """The bytes of one file for PIL to decode. Once ``strict`` is set, a read that starts
+    at the end of the data (the decoder wants bytes the file does not have) raises
+    OSError. PIL's own check of this consults the process-wide
+    ``ImageFile.LOAD_TRUNCATED_IMAGES``, which other libraries (gluoncv.data) switch on;
+    this one depends on no global state, so threads may decode at the same time."""
+
+    def __init__(self, data):
+        super().__init__(data)
+        self.size = len(data)
+        self.strict = False
+
+    def read(self, size=-1):
+        if self.strict and size is not None and size > 0 and self.tell() >= self.size:
+            raise OSError('image file is truncated (the decoder needs data past byte %d)'
+                          % self.size)
+        return super().read(size)
+
+
+def _decode(path, what):
+    """The PIL image of file ``path``, fully decoded: a truncated file raises OSError
+    whatever ``ImageFile.LOAD_TRUNCATED_IMAGES`` says, and so does a PNG with a chunk
+    whose CRC is wrong (PIL's ``verify``). ``what`` ('image', 'label') names the file
+    in the FileNotFoundError, or the ValueError for a folder."""
     try:
-        yield
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+        with open(path, 'rb') as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise FileNotFoundError('%s not found: %s' % (what, path))
+    except OSError:
+        if os.path.isdir(path):
+            raise ValueError('%s %s is a folder; expected a file' % (what, path))
+        raise
+    with Image.open(_EndWatch(data)) as img:
+        img.verify()  # PNG: every chunk's CRC up to IEND; other formats: nothing
+    stream = _EndWatch(data)
+    img = Image.open(stream)
+    stream.strict = True
+    img.load()
+    return img
 
 
 def read_image(path):
     """(H, W, 3) uint8 RGB array of an image file. 8-bit grey, RGBA, CMYK and palette
     images are converted to RGB with a warning naming the file. Raises
-    FileNotFoundError, or ValueError naming the file if it cannot be decoded completely
-    (empty, corrupt or truncated) or has more than 8 bits per channel (16-bit, float)."""
+    FileNotFoundError, or ValueError naming the file if it is a folder, cannot be decoded
+    completely (empty, corrupt or truncated; also when another library has set PIL's
+    ``ImageFile.LOAD_TRUNCATED_IMAGES``) or has more than 8 bits per channel (16-bit,
+    float)."""
     try:
-        with _strict_decoding(), Image.open(path) as img:
-            img.load()
-            if img.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'F'):
-                raise ValueError('%s-mode image (more than 8 bits per channel); expected '
-                                 '8-bit RGB' % img.mode)
-            if img.mode != 'RGB':
-                warnings.warn('%s: converted %s image to RGB' % (path, img.mode))
-                img = img.convert('RGB')
-            return np.asarray(img)
+        img = _decode(path, 'image')
+        if img.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'F'):
+            raise ValueError('%s-mode image (more than 8 bits per channel); expected '
+                             '8-bit RGB' % img.mode)
+        if img.mode != 'RGB':
+            warnings.warn('%s: converted %s image to RGB' % (path, img.mode))
+            img = img.convert('RGB')
+        return np.asarray(img)
     except FileNotFoundError:
-        raise FileNotFoundError('image not found: %s' % path)
-    except (OSError, SyntaxError, ValueError) as err:
+        raise
+    except ValueError as err:
+        if str(path) in str(err):
+            raise
+        raise ValueError('cannot read image %s: %s' % (path, err))
+    except (OSError, SyntaxError) as err:
         raise ValueError('cannot read image %s: %s' % (path, err))
 
 
-def check_label(label, num_classes, path):
+def read_index_png(path):
+    """(H, W) uint8 array of a label image of class indices (PNG, or any format Pillow
+    reads: BMP, TIFF): single-channel 8-bit (L), palette (P, the indices, not the
+    colours), or 16/32-bit integer (converted when every value is below 256). Decoded
+    as strictly as ``read_image``. Raises FileNotFoundError, or ValueError naming the
+    file for a folder, RGB or other multi-channel labels, values above 255, and
+    unreadable files."""
+    try:
+        img = _decode(path, 'label')
+        if img.mode in ('L', 'P'):
+            return np.asarray(img, dtype=np.uint8)
+        if img.mode in ('I', 'I;16', 'I;16B', 'I;16L'):
+            label = np.asarray(img)
+            if label.size and (label.min() < 0 or label.max() > 255):
+                raise ValueError('label %s has 16-bit values up to %d; expected class '
+                                 'indices below 256' % (path, label.max()))
+            return label.astype(np.uint8)
+        raise ValueError('label %s has mode %s; expected a single-channel (L) or '
+                         'palette (P) image of class indices' % (path, img.mode))
+    except FileNotFoundError:
+        raise
+    except ValueError as err:
+        if str(path) in str(err):
+            raise
+        raise ValueError('cannot read label %s: %s' % (path, err))
+    except (OSError, SyntaxError) as err:
+        raise ValueError('cannot read label %s: %s' % (path, err))
+
+
+def check_label(label, num_classes, path, hint=''):
     """Raise ValueError naming ``path`` if ``label`` has values outside
-    ``[0, num_classes)`` that are not the ignore label 255."""
+    ``[0, num_classes)`` that are not the ignore label 255; ``hint`` is appended to the
+    message (e.g. where num_classes comes from)."""
     values = np.unique(label)
     bad = values[(values >= num_classes) & (values != IGNORE_LABEL)]
     if bad.size:
-        raise ValueError('label %s has values %s outside [0, %d) and not the ignore label %d'
-                         % (path, bad[:10].tolist(), num_classes, IGNORE_LABEL))
+        raise ValueError('label %s has values %s outside [0, %d) and not the ignore label %d%s'
+                         % (path, bad[:10].tolist(), num_classes, IGNORE_LABEL, hint))
+
+
+def locate_listed(written, bases):
+    """The file a list line names by ``written``: the path itself when it is absolute and
+    exists, else the first existing ``base/<tail>`` for ``base`` in ``bases``, trying the
+    whole path and then with leading folders dropped (at least folder/file kept), so
+    ``/SegNet/CamVid/train/x.png`` finds ``root/train/x.png``. Returns ``(path, tried)``
+    with ``path`` None when nothing exists; ``tried`` lists every candidate looked at."""
+    tried = []
+    if os.path.isabs(written):
+        if os.path.exists(written):
+            return written, [written]
+        tried.append(written)
+    parts = [p for p in written.replace('\\', '/').split('/') if p not in ('', '.')]
+    for base in bases:
+        for start in range(max(1, len(parts) - 1)):
+            candidate = os.path.join(base, *parts[start:])
+            tried.append(candidate)
+            if os.path.exists(candidate):
+                return candidate, tried
+    return None, tried
 
 
 class SegmentationDataset(Dataset):
     """A list of (image, label) files; item ``i`` is ``transform(img, label, rng)`` or
-    the raw ``(img (H, W, 3) uint8 RGB, label (H, W) uint8)``.
+    the raw ``(img (H, W, 3) uint8 RGB, label (H, W) uint8)``, label values in
+    ``[0, num_classes)`` or the ignore label 255.
 
-    Subclasses set ``NUM_CLASS``, ``CLASSES`` (names), ``PALETTE`` ((NUM_CLASS, 3) RGB),
-    ``TRAIN_SPLIT`` and ``VAL_SPLIT`` (the standard split names) and
-    implement ``_pairs(split)`` (the list of file pairs) and ``_read_label(path)`` (a
-    (H, W) uint8 array with 255 = ignore).
+    Subclasses set ``NUM_CLASS``, ``CLASSES`` (names), ``PALETTE`` ((NUM_CLASS, 3) uint8
+    RGB), ``SPLITS`` (the valid split names), ``TRAIN_SPLIT`` and ``VAL_SPLIT`` (the
+    standard ones) and implement ``_pairs(split)`` (the list of file pairs; may set
+    ``self.source``, a description of where they came from) and ``_read_label(path)`` (a
+    (H, W) uint8 array with 255 = ignore). ``SLIDING_WINDOW`` hints that evaluation
+    should run a sliding window at the training crop size (large images).
+
+    Every instance has ``num_classes`` (int), ``classes`` (tuple of names) and
+    ``palette`` ((num_classes, 3) uint8): the class attributes for datasets with fixed
+    classes; read from the data for ``folder`` (override ``_read_classes``).
 
     ``transform`` receives a ``numpy.random.Generator`` seeded from ``(seed, epoch,
     index)``: call ``set_epoch`` before each epoch's DataLoader is made.
 
-    Raises FileNotFoundError naming the folder, list or file that is missing; item access
+    Raises ValueError listing the valid splits for an unknown ``split``;
+    FileNotFoundError naming the folder, list or file that is missing; item access
     raises ValueError naming the file whose image and label sizes differ or whose label
     values are out of range, unless ``skip_bad_samples`` is set: then a bad sample is
     replaced by the next good one, with a warning.
@@ -77,19 +172,33 @@ class SegmentationDataset(Dataset):
     NUM_CLASS = 0
     CLASSES = ()
     PALETTE = ()
+    SPLITS = ('train', 'val')
     TRAIN_SPLIT, VAL_SPLIT = 'train', 'val'
+    SLIDING_WINDOW = False
 
     def __init__(self, root, split='train', transform=None, seed=0):
         if not os.path.isdir(root):
             raise FileNotFoundError('%s data folder not found: %s'
                                     % (type(self).__name__, root))
+        if split not in self.SPLITS:
+            raise ValueError('%s has no split %r; valid splits: %s'
+                             % (type(self).__name__, split, ', '.join(self.SPLITS)))
         self.root, self.split, self.transform = root, split, transform
         self.seed, self.epoch = seed, 0
         self.skip_bad_samples = False
+        self.num_classes, self.classes, self.palette = self._read_classes()
+        self.source = None
         self.pairs = self._pairs(split)
         if not self.pairs:
             raise ValueError('%s split %r of %s lists no images' % (type(self).__name__,
                                                                     split, root))
+        if self.source is None:
+            self.source = '%d samples in %s' % (len(self.pairs), root)
+
+    def _read_classes(self):
+        """``(num_classes, classes, palette)`` of this instance."""
+        return (int(self.NUM_CLASS), tuple(self.CLASSES),
+                np.array(self.PALETTE, np.uint8).reshape(-1, 3))
 
     def _pairs(self, split):
         raise NotImplementedError
@@ -97,22 +206,38 @@ class SegmentationDataset(Dataset):
     def _read_label(self, path):
         raise NotImplementedError
 
-    def _read_list(self, list_file, to_pair):
-        """Lines of ``list_file`` mapped by ``to_pair(fields) -> (image, label)``; every
-        file named must exist."""
+    def describe(self):
+        """One line: dataset class, root, split, sample count and where the samples came
+        from (``source``)."""
+        return '%s %s (%s): %d samples; %s' % (type(self).__name__, self.split, self.root,
+                                                len(self), self.source)
+
+    def _read_list(self, list_file, to_pair, bases=None):
+        """Lines of ``list_file`` mapped by ``to_pair(fields) -> (image, label)`` paths as
+        written; each is found by ``locate_listed`` under ``bases`` (default: root) and
+        must be a file."""
         if not os.path.isfile(list_file):
+            if os.path.isdir(list_file):
+                raise ValueError('list %s is a folder; expected a text file' % list_file)
             raise FileNotFoundError('list file not found: %s' % list_file)
+        bases = bases or (self.root,)
         pairs = []
         with open(list_file) as f:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
                     continue
-                pair = to_pair(line.split())
-                for path in pair:
+                pair = []
+                for written in to_pair(line.split()):
+                    path, tried = locate_listed(written, bases)
+                    if path is None:
+                        raise FileNotFoundError('%s line %d names a missing file: %s '
+                                                '(looked for %s)' % (list_file, lineno,
+                                                                     written, ', '.join(tried)))
                     if not os.path.isfile(path):
-                        raise FileNotFoundError('%s line %d names a missing file: %s'
-                                                % (list_file, lineno, path))
-                pairs.append(pair)
+                        raise ValueError('%s line %d names %s, which is a folder; expected '
+                                         'a file' % (list_file, lineno, path))
+                    pair.append(path)
+                pairs.append(tuple(pair))
         return pairs
 
     def set_epoch(self, epoch):
@@ -125,6 +250,9 @@ class SegmentationDataset(Dataset):
         """Sample ``idx``'s image file name without folder and extension (VOC's id)."""
         return os.path.splitext(os.path.basename(self.pairs[idx][0]))[0]
 
+    def _check_label(self, label, path):
+        check_label(label, self.num_classes, path)
+
     def load(self, idx):
         """Sample ``idx`` as read and checked, before ``transform``: ``(img (H, W, 3)
         uint8 RGB, label (H, W) uint8)``. Raises FileNotFoundError or ValueError naming
@@ -136,7 +264,7 @@ class SegmentationDataset(Dataset):
             raise ValueError('image %s is %dx%d but label %s is %dx%d (H x W)'
                              % (img_path, img.shape[0], img.shape[1], label_path,
                                 label.shape[0], label.shape[1]))
-        check_label(label, self.NUM_CLASS, label_path)
+        self._check_label(label, label_path)
         return img, label
 
     def __getitem__(self, idx):
@@ -155,27 +283,3 @@ class SegmentationDataset(Dataset):
             return img, label
         rng = np.random.default_rng([self.seed, self.epoch, idx])
         return self.transform(img, label, rng)
-
-
-def read_index_png(path):
-    """(H, W) uint8 array of a PNG of class indices: single-channel 8-bit (L), palette
-    (P, the indices, not the colours), or 16-bit (I;16, converted when every value is
-    below 256). Raises FileNotFoundError, or ValueError naming the file for RGB or other
-    multi-channel labels, 16-bit values above 255, and unreadable files."""
-    try:
-        with _strict_decoding(), Image.open(path) as img:
-            img.load()
-            if img.mode in ('L', 'P'):
-                return np.asarray(img, dtype=np.uint8)
-            if img.mode in ('I', 'I;16', 'I;16B', 'I;16L'):
-                label = np.asarray(img)
-                if label.size and (label.min() < 0 or label.max() > 255):
-                    raise ValueError('label %s has 16-bit values up to %d; expected class '
-                                     'indices below 256' % (path, label.max()))
-                return label.astype(np.uint8)
-            raise ValueError('label %s has mode %s; expected a single-channel (L) or '
-                             'palette (P) PNG of class indices' % (path, img.mode))
-    except FileNotFoundError:
-        raise FileNotFoundError('label not found: %s' % path)
-    except (OSError, SyntaxError) as err:
-        raise ValueError('cannot read label %s: %s' % (path, err))

@@ -11,8 +11,13 @@ __all__ = ['CamVidSegmentation']
 class CamVidSegmentation(SegmentationDataset):
     """CamVid, 11 classes, SegNet layout::
 
-        root/train.txt, val.txt, test.txt   lines "IMAGE LABEL", paths relative to root
+        root/train.txt, val.txt, test.txt   lines "IMAGE LABEL" (367, 101, 233 in SegNet's)
         root/train/*.png, trainannot/*.png  RGB images, uint8 class-index labels
+        (val/, valannot/, test/, testannot/ alike)
+
+    List paths may be relative to root, absolute, or SegNet's own
+    ``/SegNet/CamVid/train/x.png``: an absolute path is used when it exists, else its
+    tail is looked for under root (``root/train/x.png``).
 
     Label 11 (void / Unlabelled) becomes the ignore label 255.
     """
@@ -22,15 +27,20 @@ class CamVidSegmentation(SegmentationDataset):
     PALETTE = np.array([(128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128),
                         (60, 40, 222), (128, 128, 0), (192, 128, 128), (64, 64, 128),
                         (64, 0, 128), (64, 64, 0), (0, 128, 192)], np.uint8)
+    SPLITS = ('train', 'val', 'test')
     VOID = 11
 
     def _pairs(self, split):
+        list_file = os.path.join(self.root, split + '.txt')
+
         def to_pair(fields):
             if len(fields) != 2:
                 raise ValueError('%s: expected "IMAGE LABEL" lines, got %r'
-                                 % (os.path.join(self.root, split + '.txt'), ' '.join(fields)))
-            return tuple(os.path.join(self.root, f.lstrip('/')) for f in fields)
-        return self._read_list(os.path.join(self.root, split + '.txt'), to_pair)
+                                 % (list_file, ' '.join(fields)))
+            return fields
+        pairs = self._read_list(list_file, to_pair)
+        self.source = '%d "IMAGE LABEL" lines of %s' % (len(pairs), list_file)
+        return pairs
 
     def _read_label(self, path):
         label = read_index_png(path).copy()

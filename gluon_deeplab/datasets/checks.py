@@ -13,16 +13,19 @@ def _problem(dataset, idx):
     return None
 
 
-def find_bad_samples(dataset, threads=4):
-    """Open every listed image and label of ``dataset`` (a ``SegmentationDataset``):
-    each must exist, decode completely, have equal sizes and label values below
-    ``NUM_CLASS`` or 255. Returns ``[(index, message naming the file), ...]``."""
+def find_bad_samples(dataset, threads=4, indices=None):
+    """Open every listed image and label of ``dataset`` (a ``SegmentationDataset``), or
+    those of ``indices``: each must exist, decode completely, have equal sizes and label
+    values below ``dataset.num_classes`` or 255. Returns ``[(index, message naming the
+    file), ...]``."""
+    indices = range(len(dataset)) if indices is None else list(indices)
     # Conversions (RGBA -> RGB ...) are not problems; they warn again when training reads
     # them. The filter is set here, not in the threads: catch_warnings is not thread-safe.
+    # Decoding is strict in every thread (base._decode sets no global state).
     with warnings.catch_warnings(), ThreadPoolExecutor(max(1, threads)) as pool:
         warnings.simplefilter('ignore')
-        problems = list(pool.map(lambda i: _problem(dataset, i), range(len(dataset))))
-    return [(i, msg) for i, msg in enumerate(problems) if msg is not None]
+        problems = list(pool.map(lambda i: _problem(dataset, i), indices))
+    return [(i, msg) for i, msg in zip(indices, problems) if msg is not None]
 
 
 def drop_bad_samples(dataset, skip, threads=4, shown=10):

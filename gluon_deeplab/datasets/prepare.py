@@ -1,0 +1,168 @@
+"""Check a data set where it lies, and convert SBD's .mat labels to PNG.
+
+    python -m gluon_deeplab.datasets.prepare voc_aug ROOT [--convert]
+    python -m gluon_deeplab.datasets.prepare cityscapes|camvid|folder ROOT
+
+prints which layout was found, each split's count and where its ids came from, and the
+first problems (files that do not decode, size mismatches, label values out of range).
+Exit status 0 when all is well, 1 when samples are bad, 2 when the layout is not read.
+``--convert`` (voc_aug) first writes each SBD ``cls/<id>.mat`` as ``cls_png/<id>.png``
+beside it (never overwriting a file); the reader then prefers those PNGs.
+"""
+import argparse
+import os
+import sys
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+from PIL import Image
+
+from . import DATASETS, get_dataset
+from .base import read_index_png
+from .checks import find_bad_samples
+from .voc_aug import VOCAugSegmentation, find_voc_layout, read_sbd_mat
+
+__all__ = ['convert_sbd_labels', 'label_read_pass', 'check', 'main']
+
+
+def _write_png(label, path):
+    """Write (H, W) uint8 ``label`` as a VOC-palette PNG at ``path`` unless a file is
+    there; returns whether it wrote. Written beside under a temporary name and linked
+    into place, so an interrupted run leaves no partial PNG."""
+    tmp = '%s.%d.tmp' % (path, os.getpid())
+    img = Image.fromarray(label)
+    img.putpalette(VOCAugSegmentation.PALETTE.reshape(-1).tolist())
+    img.save(tmp, format='PNG')
+    try:
+        os.link(tmp, path)  # fails if the file exists, unlike a rename
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links
+        if os.path.exists(path):
+            return False
+        os.replace(tmp, path)
+        return True
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def convert_sbd_labels(sbd_dir, threads=2):
+    """Write every SBD label ``sbd_dir/cls/<id>.mat`` as ``sbd_dir/cls_png/<id>.png``
+    (palette PNG, same class indices), skipping ids whose PNG exists. Returns
+    ``(written, kept)`` counts. Raises FileNotFoundError when ``sbd_dir/cls`` is missing,
+    ValueError naming a ``.mat`` that does not read."""
+    cls = os.path.join(sbd_dir, 'cls')
+    if not os.path.isdir(cls):
+        raise FileNotFoundError('SBD label folder not found: %s' % cls)
+    out = os.path.join(sbd_dir, 'cls_png')
+    os.makedirs(out, exist_ok=True)
+    ids = [name[:-4] for name in sorted(os.listdir(cls)) if name.endswith('.mat')]
+    todo = [i for i in ids if not os.path.exists(os.path.join(out, i + '.png'))]
+
+    def one(image_id):
+        return _write_png(read_sbd_mat(os.path.join(cls, image_id + '.mat')),
+                          os.path.join(out, image_id + '.png'))
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        written = sum(pool.map(one, todo))
+    return written, len(ids) - written
+
+
+def label_read_pass(sbd_dir, fmt='mat', limit=None):
+    """Read SBD labels once, for timing ``.mat`` against PNG: every ``sbd_dir/cls/*.mat``
+    (``fmt='mat'``) or ``sbd_dir/cls_png/*.png`` (``fmt='png'``), or the first ``limit``
+    in name order. Returns ``(files read, seconds)``, e.g.::
+
+        label_read_pass('VOCaug/dataset', 'mat', 2000)
+        label_read_pass('VOCaug/dataset', 'png', 2000)
+    """
+    folder, ext, read = {'mat': ('cls', '.mat', read_sbd_mat),
+                         'png': ('cls_png', '.png', read_index_png)}[fmt]
+    folder = os.path.join(sbd_dir, folder)
+    names = sorted(n for n in os.listdir(folder) if n.endswith(ext))[:limit]
+    start = time.perf_counter()
+    for name in names:
+        read(os.path.join(folder, name))
+    return len(names), time.perf_counter() - start
+
+
+def check(name, root, splits=None, threads=2, limit=None, shown=10, out=print):
+    """Print (through ``out``) the layout of data set ``name`` at ``root``, each split's
+    ``describe()`` line with its warnings, and the first ``shown`` bad samples of each
+    (of the first ``limit`` samples, all when None). Returns the number of bad samples.
+    Raises what the dataset raises when the layout is not read."""
+    cls = DATASETS[name]
+    if name == 'voc_aug':
+        layout = find_voc_layout(root)
+        out('layout: %s' % layout.name)
+        for part, path in (('VOC 2012', layout.voc), ('SBD', layout.sbd),
+                           ('SegmentationClassAug', layout.aug),
+                           ('given train_aug list', layout.train_aug_list)):
+            if path:
+                out('  %s: %s' % (part, path))
+        for note in layout.notes:
+            out('  note: %s' % note)
+    splits = splits or [s for s in (cls.TRAIN_SPLIT, cls.VAL_SPLIT)]
+    bad = 0
+    for split in splits:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            dataset = get_dataset(name, root, split)
+        out(dataset.describe())
+        for w in caught:
+            out('  warning: %s' % w.message)
+        indices = range(min(len(dataset), limit or len(dataset)))
+        problems = find_bad_samples(dataset, threads, indices)
+        bad += len(problems)
+        out('  checked %d of %d samples: %s' % (len(indices), len(dataset),
+                                                '%d bad' % len(problems) if problems else 'ok'))
+        for _, message in problems[:shown]:
+            out('    ' + message)
+        if len(problems) > shown:
+            out('    ... %d more' % (len(problems) - shown))
+    return bad
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog='python -m gluon_deeplab.datasets.prepare',
+        description='Check a data set where it lies: the layout found, the split counts, '
+                    'the first bad samples.')
+    parser.add_argument('dataset', choices=sorted(DATASETS))
+    parser.add_argument('root', help='the data folder (voc_aug: also looked for in its '
+                                     'immediate subfolders)')
+    parser.add_argument('--convert', action='store_true',
+                        help="voc_aug: first write SBD's cls/<id>.mat labels as "
+                             'cls_png/<id>.png (existing files are kept)')
+    parser.add_argument('--splits', default='',
+                        help='comma-separated splits to check (default: the train and val '
+                             'splits)')
+    parser.add_argument('--limit', type=int, default=0,
+                        help='check only the first N samples of each split (0: all)')
+    parser.add_argument('--threads', type=int, default=os.cpu_count() or 1)
+    parser.add_argument('--shown', type=int, default=10, help='problems shown per split')
+    args = parser.parse_args(argv)
+    try:
+        if args.convert:
+            if args.dataset != 'voc_aug':
+                parser.error('--convert is for voc_aug (SBD .mat labels)')
+            sbd = find_voc_layout(args.root).sbd
+            if sbd is None:
+                raise FileNotFoundError('--convert: no SBD folder (with cls/) in %s'
+                                        % args.root)
+            written, kept = convert_sbd_labels(sbd, args.threads)
+            print('converted %d SBD labels to %s (%d already there)'
+                  % (written, os.path.join(sbd, 'cls_png'), kept))
+        splits = [s for s in args.splits.split(',') if s] or None
+        bad = check(args.dataset, args.root, splits, args.threads, args.limit or None,
+                    args.shown)
+    except (FileNotFoundError, ValueError) as err:
+        print('error: %s' % err, file=sys.stderr)
+        return 2
+    return 1 if bad else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
