@@ -5,24 +5,37 @@ An epoch's checkpoint is three files in the run folder: ``epoch_NNNN.params`` (n
 iteration, settings). Each is written to a temporary file in the same folder, fsynced and
 renamed, and the JSON is written last, so a checkpoint whose JSON exists is complete.
 """
+import fcntl
 import glob
 import json
 import os
+import re
 import tempfile
 
+from mxnet.base import MXNetError
+
 __all__ = ['atomic_write', 'atomic_write_text', 'remove_temporary_files', 'save_checkpoint',
-           'latest_checkpoint', 'load_checkpoint', 'load_settings', 'upgrade_settings']
+           'latest_checkpoint', 'load_checkpoint', 'load_settings', 'upgrade_settings',
+           'RunFolderInUse', 'lock_run_folder', 'run_files', 'unique_stem']
 
 _TMP_PREFIX = '.tmp-'
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, write):
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, fsync it, then rename
-    it onto ``path``; on any error the temporary file is removed and ``path`` untouched."""
+    it onto ``path``; on any error the temporary file is removed and ``path`` untouched.
+    The file gets the mode an ordinary ``open`` would give it (0666 less the umask)."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=folder)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         write(tmp)
         with open(tmp, 'rb+') as f:
             os.fsync(f.fileno())
@@ -52,7 +65,8 @@ def atomic_write_text(path, text):
 
 def save_checkpoint(run_dir, epoch, net, trainer, state, keep=2):
     """Write epoch ``epoch``'s checkpoint into ``run_dir``; ``state`` is a JSON-able dict.
-    Older checkpoints beyond the newest ``keep`` are deleted once it is complete.
+    Once it is complete, this run's older checkpoints (epochs before ``epoch``) beyond
+    the newest ``keep`` are deleted; nothing else in the folder is touched.
     Returns the JSON path. Raises OSError saying which checkpoint is still the newest
     complete one when a file cannot be written (full disk, permissions)."""
     stem = os.path.join(run_dir, 'epoch_%04d' % epoch)
@@ -65,12 +79,19 @@ def save_checkpoint(run_dir, epoch, net, trainer, state, keep=2):
         raise OSError(err.errno, 'checkpoint of epoch %d not written to %s (%s); the newest '
                       'complete checkpoint is still %s'
                       % (epoch, run_dir, err.strerror or err, latest_checkpoint(run_dir)))
-    for old in sorted(glob.glob(os.path.join(run_dir, 'epoch_*.json')))[:-keep]:
+    older = sorted(e for e in _checkpoint_epochs(run_dir) if e < epoch)
+    for old in older[:max(0, len(older) - (keep - 1))]:
         for ext in ('.json', '.params', '.states'):  # JSON first: never a JSON without files
-            path = old[:-len('.json')] + ext
+            path = os.path.join(run_dir, 'epoch_%04d%s' % (old, ext))
             if os.path.exists(path):
                 os.remove(path)
     return stem + '.json'
+
+
+def _checkpoint_epochs(run_dir):
+    """Epoch numbers of the ``epoch_NNNN.json`` files in ``run_dir``."""
+    names = (os.path.basename(p) for p in glob.glob(os.path.join(run_dir, 'epoch_*.json')))
+    return [int(m.group(1)) for m in map(re.compile(r'epoch_(\d+)\.json$').match, names) if m]
 
 
 def latest_checkpoint(run_dir):
@@ -83,16 +104,23 @@ def latest_checkpoint(run_dir):
 
 
 def load_checkpoint(json_path, net, trainer, ctx):
-    """Load a checkpoint's network and optimizer state; returns its state dict.
-    Raises ValueError naming the file if it cannot be read."""
+    """Load a checkpoint's network and optimizer state; returns its state dict (with at
+    least ``epoch`` >= 1 and ``iteration`` >= 0, integers). Raises ValueError naming the
+    file and what is wrong if any of its three files cannot be read or the JSON lacks
+    those keys."""
     stem = json_path[:-len('.json')]
     try:
         with open(json_path) as f:
             state = json.load(f)
+        for key, least in (('epoch', 1), ('iteration', 0)):
+            if not isinstance(state.get(key), int) or state[key] < least:
+                raise ValueError('%r must be an integer >= %d, got %r'
+                                 % (key, least, state.get(key)))
         net.load_parameters(stem + '.params', ctx=ctx)
         trainer.load_states(stem + '.states')
-    except (OSError, ValueError, AssertionError) as err:
-        raise ValueError('cannot resume from checkpoint %s: %s' % (json_path, err))
+    except (OSError, ValueError, AssertionError, MXNetError) as err:
+        raise ValueError('cannot resume from checkpoint %s: %s'
+                         % (json_path, str(err).strip().splitlines()[0]))
     return state
 
 
@@ -113,3 +141,51 @@ def load_settings(params_file):
         return {}
     with open(saved) as f:
         return upgrade_settings(json.load(f).get('settings', {}))
+
+
+#: What a run leaves in its folder (``run_files``).
+_RUN_PATTERNS = ('epoch_*.json', 'epoch_*.params', 'epoch_*.states', 'final.params',
+                 'log.jsonl', 'curves.png')
+
+
+def run_files(run_dir):
+    """Sorted names of the files in ``run_dir`` that a training run writes (checkpoints,
+    ``final.params``, ``log.jsonl``, ``curves.png``); [] for a missing folder."""
+    return sorted({os.path.basename(p) for pattern in _RUN_PATTERNS
+                   for p in glob.glob(os.path.join(run_dir, pattern))})
+
+
+class RunFolderInUse(OSError):
+    """Another process holds the run folder's lock."""
+
+
+def lock_run_folder(run_dir):
+    """Take ``run_dir/.lock`` for this process (created if needed; the folder must exist)
+    and write the pid into it. Returns the open file: the lock lasts until it is closed
+    or the process ends, however it ends. Raises RunFolderInUse naming the folder and
+    the other process's pid."""
+    path = os.path.join(run_dir, '.lock')
+    f = open(path, 'a+')
+    try:  # a POSIX record lock: DataLoader processes forked later do not inherit it
+        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        pid = f.read().strip() or 'unknown'
+        f.close()
+        raise RunFolderInUse('run folder %s is in use by another training process (pid %s); '
+                             'wait for it to end or choose another --run_dir' % (run_dir, pid))
+    f.seek(0)
+    f.truncate()
+    f.write('%d\n' % os.getpid())
+    f.flush()
+    return f
+
+
+def unique_stem(stem, suffixes, taken=()):
+    """``stem``, or ``stem_2``, ``stem_3`` ...: the first for which no ``stem + suffix``
+    file exists and which is not in ``taken``, so that nothing is ever written over."""
+    candidate, n = stem, 1
+    while candidate in taken or any(os.path.lexists(candidate + s) for s in suffixes):
+        n += 1
+        candidate = '%s_%d' % (stem, n)
+    return candidate

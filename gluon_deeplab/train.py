@@ -28,8 +28,8 @@ from mxnet.gluon.contrib.nn import SyncBatchNorm
 from tqdm import tqdm
 
 from .checkpoint import (atomic_write, atomic_write_text, latest_checkpoint, load_checkpoint,
-                         load_settings, remove_temporary_files, save_checkpoint,
-                         upgrade_settings)
+                         load_settings, lock_run_folder, remove_temporary_files, run_files,
+                         save_checkpoint, upgrade_settings)
 from .cli import (add_device_args, backbone_name, head_name, nonnegative_int, positive_float,
                   positive_int, run_command)
 from .datasets import DATASETS, IGNORE_LABEL, get_dataset
@@ -118,6 +118,10 @@ def parse_args(argv=None):
     g.add_argument('--run_dir', default=None, help='default: runs/<dataset>_<head>_os<stride>')
     g.add_argument('--resume', default=None,
                    help='run folder (or checkpoint .json) to continue; "-1" or empty: none')
+    g.add_argument('--overwrite', action='store_true',
+                   help='start over in a run folder that holds another run (its checkpoints, '
+                        'log and final.params are deleted); without it such a folder is '
+                        'refused')
     g.add_argument('--phase', type=positive_int, default=1,
                    help='phase number written to the log')
     g.add_argument('--seed', type=nonnegative_int, default=0)
@@ -284,15 +288,19 @@ def _settings(args):
     return dict(vars(args), num_classes=DATASETS[args.dataset].NUM_CLASS)
 
 
-def _check_run_dir(run_dir, net, ctx):
-    """Fail before training when ``run_dir`` cannot hold a checkpoint: not writable, or
-    less free space than parameters + optimizer state + final.params."""
+def _make_writable(run_dir):
+    """Create ``run_dir``; raise PermissionError naming it when it cannot be written."""
     try:
         os.makedirs(run_dir, exist_ok=True)
         atomic_write_text(os.path.join(run_dir, '.write-test'), '')
         os.remove(os.path.join(run_dir, '.write-test'))
     except OSError as err:
         raise PermissionError('run folder %s is not writable: %s' % (run_dir, err))
+
+
+def _check_room(run_dir, net, ctx):
+    """Fail before training when ``run_dir`` has less free space than parameters +
+    optimizer state + final.params."""
     need = 3 * sum(p.data(ctx[0]).size * 4 for p in net.collect_params().values())
     free = shutil.disk_usage(run_dir).free
     if free < need:
@@ -300,30 +308,73 @@ def _check_run_dir(run_dir, net, ctx):
                       'final.params need %.0f MB' % (run_dir, free / 1e6, need / 1e6))
 
 
-def resume_or_start(args, net, trainer, ctx, workers):
+def claim_run_folder(args):
+    """Make ``--run_dir``, lock it for this process (``checkpoint.lock_run_folder``; the
+    returned file holds the lock) and make sure this run may write there: a folder
+    holding another run's files is refused unless ``--resume`` continues that run or
+    ``--overwrite`` deletes its files (which are then listed). Raises RunFolderInUse,
+    FileExistsError or PermissionError naming the folder."""
+    _make_writable(args.run_dir)
+    lock = lock_run_folder(args.run_dir)
+    remove_temporary_files(args.run_dir)
+    found = run_files(args.run_dir)
+    if found and not args.resume:
+        if not args.overwrite:
+            lock.close()
+            raise FileExistsError(
+                'run folder %s already holds a run (%s); continue it with --resume %s, or '
+                'delete its files and start over with --overwrite'
+                % (args.run_dir, ', '.join(found[:6] + ['...'] * (len(found) > 6)),
+                   args.run_dir))
+        for name in found:
+            os.remove(os.path.join(args.run_dir, name))
+        print('--overwrite: deleted %s from %s' % (', '.join(found), args.run_dir))
+    return lock
+
+
+def resume_or_start(args, net, trainer, ctx, workers, max_iter, epochs):
     """Where training starts: ``(first epoch, iteration, log records so far)``. With
     ``--resume`` (a run folder or a checkpoint ``.json``) the checkpoint's parameters and
     optimizer state are loaded into ``net`` and ``trainer``; otherwise (1, 0, []).
     Raises FileNotFoundError when there is no complete checkpoint to resume, ValueError
-    when it belongs to another network or cannot be read."""
+    naming the file when it belongs to another network, cannot be read, lies past this
+    run's end (``max_iter``, ``epochs``), or is older than the folder's newest checkpoint
+    (resuming it would mix two histories)."""
     if not args.resume:
         return 1, 0, []
+    if os.path.isfile(args.resume) and not args.resume.endswith('.json'):
+        raise ValueError('--resume %s: expected a run folder or a checkpoint .json '
+                         '(epoch_NNNN.json)' % args.resume)
     ckpt = args.resume if args.resume.endswith('.json') else latest_checkpoint(args.resume)
     if ckpt is None:
         raise FileNotFoundError('no complete checkpoint to resume in %s%s' % (
             args.resume, '' if workers.is_root else ' on %r (the run folder must be at the '
             'same path on every machine)' % workers))
-    with open(ckpt) as f:
-        check_same_network(json.load(f).get('settings', {}), _settings(args), ckpt)
+    newest = latest_checkpoint(os.path.dirname(os.path.abspath(ckpt)))
+    if newest and os.path.abspath(newest) != os.path.abspath(ckpt):
+        raise ValueError('--resume %s: its folder has a newer checkpoint, %s; resume that '
+                         'one (give the folder)' % (ckpt, newest))
+    try:
+        with open(ckpt) as f:
+            saved = json.load(f).get('settings', {})
+    except (OSError, ValueError) as err:
+        raise ValueError('cannot resume from checkpoint %s: %s' % (ckpt, err))
+    check_same_network(saved, _settings(args), ckpt)
     state = load_checkpoint(ckpt, net, trainer, ctx)
+    if state['iteration'] > max_iter or state['epoch'] > epochs:
+        raise ValueError('cannot resume from checkpoint %s: it is at epoch %d, iteration %d, '
+                         'past this run\'s end (%d epochs, %d iterations)'
+                         % (ckpt, state['epoch'], state['iteration'], epochs, max_iter))
     records = []
     log_path = os.path.join(args.run_dir, 'log.jsonl')
     if os.path.isfile(log_path):
         with open(log_path) as f:
             records = [r for r in map(json.loads, f) if r['epoch'] <= state['epoch']]
     if workers.is_root:
-        print('resumed from %s: epoch %d, iteration %d'
-              % (ckpt, state['epoch'], state['iteration']))
+        print('resumed from %s: epoch %d, iteration %d%s'
+              % (ckpt, state['epoch'], state['iteration'],
+                 '; the run had already finished' if state['iteration'] == max_iter
+                 or state['epoch'] == epochs else ''))
     return state['epoch'] + 1, state['iteration'], records
 
 
@@ -427,7 +478,6 @@ def fit(args, ctx=None, workers=None):
     if workers.name == 'horovod':  # one device per process: the one at its local rank
         ctx = [ctx[workers.local_rank % len(ctx)]]
     root = workers.is_root
-    say = print if root else (lambda *a, **k: None)
     set_precision(args.dtype)
     mx.random.seed(args.seed)
     train_set, val_set = load_data(args)
@@ -443,12 +493,24 @@ def fit(args, ctx=None, workers=None):
     max_iter = args.max_iter or args.train_epochs * iters_per_epoch
     epochs = args.train_epochs or math.ceil(max_iter / iters_per_epoch)
 
+    lock = claim_run_folder(args) if root else None
+    try:
+        return _train(args, ctx, workers, train_set, val_set, max_iter, epochs,
+                      iters_per_epoch)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_epoch):
+    root = workers.is_root
+    say = print if root else (lambda *a, **k: None)
     net = build_network(args, ctx)
     if root:
-        _check_run_dir(args.run_dir, net, ctx)
-        remove_temporary_files(args.run_dir)
+        _check_room(args.run_dir, net, ctx)
     trainer = make_trainer(args, net, workers)
-    start_epoch, iteration, records = resume_or_start(args, net, trainer, ctx, workers)
+    start_epoch, iteration, records = resume_or_start(args, net, trainer, ctx, workers,
+                                                      max_iter, epochs)
     workers.start(trainer, net.collect_params().values())
     say('%s: %d train / %d val images, %d iterations/epoch, %d iterations, %d epochs, '
         'head %s, output stride %d, devices %s%s'
@@ -462,9 +524,11 @@ def fit(args, ctx=None, workers=None):
     def lr_at(i):
         return poly_lr(args.initial_learning_rate, i, max_iter, args.lr_power)
 
+    trained = False
     for epoch in range(start_epoch, epochs + 1):
         if iteration >= max_iter:
             break
+        trained = True
         # dropout masks: the same after a resume, different on each worker
         mx.random.seed(args.seed * 100003 + epoch + 1000003 * workers.rank)
         tic = time.time()
@@ -512,8 +576,9 @@ def fit(args, ctx=None, workers=None):
                            {'epoch': epoch, 'phase': args.phase, 'iteration': iteration,
                             'max_iter': max_iter, 'lr': done['lr'], 'seed': args.seed,
                             'settings': _settings(args)})
-    if root:
-        atomic_write(os.path.join(args.run_dir, 'final.params'), net.save_parameters)
+    final = os.path.join(args.run_dir, 'final.params')
+    if root and (trained or not os.path.exists(final)):  # a finished run resumed: kept
+        atomic_write(final, net.save_parameters)
     if workers.num_workers > 1:  # every worker: equal checksums show they stayed in step
         print('%r: parameter checksum %s' % (workers, parameter_checksum(net)), flush=True)
     return records if root else []
