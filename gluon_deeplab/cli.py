@@ -5,9 +5,11 @@ Library modules never import this one; it imports them.
 """
 import argparse
 import math
+import os
 import sys
 import traceback
 
+import numpy as np
 from mxnet.base import MXNetError
 
 from .checkpoint import load_settings
@@ -23,8 +25,9 @@ __all__ = ['head_name', 'backbone_name', 'positive_int', 'nonnegative_int', 'pos
 #: Backbone names of the original scripts -> ours.
 BACKBONE_ALIASES = {'resnet_v2_50': 'resnet50_v2', 'resnet_v2_101': 'resnet101_v2'}
 
-#: What a network needs beyond its parameters, with defaults for a bare .params file.
-NETWORK_DEFAULTS = (('dataset', 'voc_aug'), ('head', 'aspp'), ('backbone', 'resnet50_v2'),
+#: What a network needs beyond its parameters, with defaults where a bare .params file
+#: (no training settings beside it) leaves them open; None: the user must say.
+NETWORK_DEFAULTS = (('dataset', None), ('head', None), ('backbone', 'resnet50_v2'),
                     ('output_stride', 16))
 
 
@@ -101,21 +104,42 @@ def add_network_args(parser):
 def network_from_args(args, ctx):
     """Fill the unset network flags of ``args`` (``add_network_args``) from the settings
     saved beside the checkpoint, then the defaults, and return the network with the
-    checkpoint's parameters loaded on ``ctx`` (not hybridized). Raises what
-    ``load_parameters`` raises for a file that does not fit, naming the parameter."""
+    checkpoint's parameters loaded on ``ctx`` (not hybridized). Also sets
+    ``args.num_classes``, ``args.classes`` (names) and ``args.palette`` ((256, 3) uint8)
+    from the saved settings or the dataset. Raises UserError when the checkpoint is
+    missing, is a folder, does not fit the network, or has no settings beside it and
+    ``--dataset`` / ``--head`` were not given."""
+    if os.path.isdir(args.checkpoint):
+        raise UserError('--checkpoint %s is a folder; give a .params file in it (final.params '
+                        'or epoch_NNNN.params)' % args.checkpoint)
+    if not os.path.isfile(args.checkpoint):
+        raise UserError('checkpoint not found: %s' % args.checkpoint)
     saved = load_settings(args.checkpoint)
     for key, default in NETWORK_DEFAULTS:
         if getattr(args, key) is None:
             setattr(args, key, saved.get(key, default))
+    missing = ['--' + key for key, _ in NETWORK_DEFAULTS if getattr(args, key) is None]
+    if missing:
+        raise UserError('no training settings beside %s (no epoch_*.json in its folder): give '
+                        '%s' % (args.checkpoint, ' and '.join(missing)))
     args.multi_grid = tuple(saved.get('multi_grid', (1, 2, 4)))
-    num_classes = saved.get('num_classes', DATASETS[args.dataset].NUM_CLASS)
-    net = get_deeplab(args.head, args.output_stride, num_classes, args.backbone,
+    cls = DATASETS[args.dataset]
+    args.num_classes = saved.get('num_classes', cls.NUM_CLASS)
+    args.classes = tuple(saved.get('classes') or cls.CLASSES or ())
+    colours = np.asarray(saved.get('palette') or cls.PALETTE, np.uint8).reshape(-1, 3)
+    args.palette = np.zeros((256, 3), np.uint8)
+    args.palette[:len(colours)] = colours[:256]
+    if args.num_classes is None or len(args.classes) != args.num_classes:
+        raise UserError('the number of classes of %s is unknown: it needs the training '
+                        'settings beside it (dataset %s reads them from the data)'
+                        % (args.checkpoint, args.dataset))
+    net = get_deeplab(args.head, args.output_stride, args.num_classes, args.backbone,
                       multi_grid=args.multi_grid)
     try:
         net.load_parameters(args.checkpoint, ctx=ctx)
-    except (AssertionError, MXNetError) as err:
+    except (AssertionError, MXNetError, ValueError) as err:
         raise UserError('%s is not a %s network with %d classes on %s (%s)' % (
-            args.checkpoint, args.head, num_classes, args.backbone,
+            args.checkpoint, args.head, args.num_classes, args.backbone,
             str(err).strip().splitlines()[0]))
     return net
 

@@ -15,9 +15,9 @@ import numpy as np
 from mxnet import gluon
 from tqdm import tqdm
 
-from .checkpoint import atomic_write_text, load_settings
-from .cli import (add_device_args, add_inference_args, add_network_args, network_from_args,
-                  positive_int, run_command)
+from .checkpoint import atomic_write_text, load_settings, unique_stem
+from .cli import (UserError, add_device_args, add_inference_args, add_network_args,
+                  network_from_args, positive_int, run_command)
 from .datasets import DATASETS, get_dataset
 from .devices import parse_contexts
 from .inference import predict_probs
@@ -25,7 +25,7 @@ from .metrics import SegmentationMetric
 from .plot import plot_confusion
 from .transforms import EvalTransform
 
-__all__ = ['evaluate', 'format_iou_table', 'main']
+__all__ = ['evaluate', 'format_iou_table', 'result_name', 'main']
 
 
 def evaluate(net, loader, ctx, num_classes, scales=(1.0,), flip=False, window=None,
@@ -55,6 +55,21 @@ def format_iou_table(metric, class_names):
     pix_acc, miou = metric.get()
     lines += ['| **mIoU** | **%.4f** |' % miou, '| pixAcc | %.4f |' % pix_acc]
     return '\n'.join(lines)
+
+
+def result_name(args):
+    """The stem of an evaluation's result files: ``eval_<checkpoint>_<split>_os<stride>``
+    then ``_s<scales>``, ``_flip``, ``_win<window>s<stride>`` where they differ from the
+    plain evaluation (``checkpoint.unique_stem`` adds ``_2``... when it exists)."""
+    name = 'eval_%s_%s_os%d' % (os.path.splitext(os.path.basename(args.checkpoint))[0],
+                                args.split, args.output_stride)
+    if tuple(args.scales) != (1.0,):
+        name += '_s' + '-'.join('%g' % s for s in args.scales)
+    if args.flip:
+        name += '_flip'
+    if args.window:
+        name += '_win%ds%d' % (args.window, args.stride or args.window * 2 // 3)
+    return name
 
 
 def parse_args(argv=None):
@@ -88,30 +103,33 @@ def _main(argv):
     net.hybridize(static_alloc=True)
     cls = DATASETS[args.dataset]
     args.split = args.split or cls.VAL_SPLIT
-    args.data_dir = args.data_dir or load_settings(args.checkpoint).get('data_dir')
+    saved = load_settings(args.checkpoint)
+    args.data_dir = args.data_dir or saved.get('data_dir')
     if args.data_dir is None:
-        raise ValueError('--data_dir is needed: no training settings beside %s'
-                         % args.checkpoint)
+        raise UserError('--data_dir is needed: no training settings beside %s'
+                        % args.checkpoint)
+    if cls.SLIDING_WINDOW and args.window is None and saved.get('crop_size'):
+        args.window = saved['crop_size']  # large images: windows of the training crop
     dataset = get_dataset(args.dataset, args.data_dir, args.split, EvalTransform())
     loader = gluon.data.DataLoader(dataset, batch_size=1, num_workers=args.workers)
-    metric = evaluate(net, loader, ctx, cls.NUM_CLASS, args.scales, args.flip, args.window,
+    metric = evaluate(net, loader, ctx, args.num_classes, args.scales, args.flip, args.window,
                       args.stride, progress=not args.no_progress)
     pix_acc, miou = metric.get()
-    tag = 'eval_%s_os%d%s%s%s' % (args.split, args.output_stride,
-                                  '_ms' if len(args.scales) > 1 else '',
-                                  '_flip' if args.flip else '',
-                                  '_win%d' % args.window if args.window else '')
-    stem = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), tag)
-    print('%s %s (%d images), %s head, output stride %d, scales %s, flip %s'
+    stem = unique_stem(os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)),
+                                    result_name(args)),
+                       ('.json', '_confusion.png', '_confusion.csv'))
+    print('%s %s (%d images), %s head, output stride %d, scales %s, flip %s%s'
           % (args.dataset, args.split, len(dataset), args.head, args.output_stride,
-             ','.join('%g' % s for s in args.scales), args.flip))
-    print(format_iou_table(metric, cls.CLASSES))
+             ','.join('%g' % s for s in args.scales), args.flip,
+             ', windows %d (stride %d)' % (args.window, args.stride or args.window * 2 // 3)
+             if args.window else ''))
+    print(format_iou_table(metric, args.classes))
     np.savetxt(stem + '_confusion.csv', metric.confusion, fmt='%d', delimiter=',',
-               header=','.join(cls.CLASSES))
-    plot_confusion(metric.confusion, cls.CLASSES, stem + '_confusion.png')
-    result = {'settings': dict(vars(args)), 'images': len(dataset),
+               header=','.join(args.classes))
+    plot_confusion(metric.confusion, args.classes, stem + '_confusion.png')
+    result = {'settings': dict(vars(args), palette=None), 'images': len(dataset),
               'pixAcc': pix_acc, 'mIoU': miou,
-              'iou': metric.iou_by_class(cls.CLASSES),
+              'iou': metric.iou_by_class(args.classes),
               'confusion': metric.confusion.tolist()}
     atomic_write_text(stem + '.json', json.dumps(result, indent=1))
     print('wrote %s.json, %s_confusion.png, %s_confusion.csv' % (stem, stem, stem))

@@ -6,6 +6,9 @@
 Inputs are image files, folders (JPEG/PNG inside) or ``.txt`` lists (one path per line,
 relative to the list). Grey and RGBA images are converted to RGB with a warning. An
 unreadable image is reported by name and skipped; the exit status is 1 if any was.
+Results are ``<stem>.png`` and ``<stem>_overlay.png`` in ``--output_dir``; where such a
+file exists already (an input, an earlier result, another input of the same name) the
+stem gets ``_2``, ``_3`` ...: nothing is written over.
 """
 import argparse
 import os
@@ -16,9 +19,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from .cli import add_device_args, add_inference_args, add_network_args, network_from_args, \
-    run_command
-from .datasets import DATASETS
+from .checkpoint import unique_stem
+from .cli import UserError, add_device_args, add_inference_args, add_network_args, \
+    network_from_args, run_command
 from .datasets.base import read_image
 from .devices import parse_contexts
 from .inference import predict_probs
@@ -47,12 +50,6 @@ def list_images(inputs):
         else:
             raise FileNotFoundError('no such image, folder or list: %s' % item)
     return paths
-
-
-def _palette(dataset_cls):
-    palette = np.zeros((256, 3), np.uint8)
-    palette[:len(dataset_cls.PALETTE)] = dataset_cls.PALETTE
-    return palette
 
 
 def save_label_png(label, palette, path):
@@ -84,11 +81,13 @@ def _main(argv):
     ctx = parse_contexts(args.gpus)[0]
     net = network_from_args(args, ctx)
     net.hybridize(static_alloc=True)
-    cls = DATASETS[args.dataset]
-    palette = _palette(cls)
+    paths = list_images(args.inputs)
+    if not paths:
+        raise UserError('no image (%s) in %s' % ('/'.join(IMAGE_EXTENSIONS),
+                                                 ', '.join(args.inputs)))
     os.makedirs(args.output_dir, exist_ok=True)
-    skipped = []
-    for path in tqdm(list_images(args.inputs), desc='predict'):
+    skipped, written = [], set()
+    for path in tqdm(paths, desc='predict'):
         try:
             image = read_image(path)
         except ValueError as err:  # corrupt or truncated: report, go on with the rest
@@ -98,9 +97,13 @@ def _main(argv):
         x = mx.nd.array(normalize(image)[None], ctx=ctx)
         label = predict_probs(net, x, args.scales, args.flip).argmax(axis=1)[0]
         label = label.asnumpy().astype(np.uint8)
-        stem = os.path.join(args.output_dir, os.path.splitext(os.path.basename(path))[0])
-        save_label_png(label, palette, stem + '.png')
-        save_overlay(image, label, palette, cls.CLASSES, stem + '_overlay.png')
+        # never over an input, an earlier result or another input's result of this run
+        stem = unique_stem(os.path.join(args.output_dir,
+                                        os.path.splitext(os.path.basename(path))[0]),
+                           ('.png', '_overlay.png'), written)
+        written.add(stem)
+        save_label_png(label, args.palette, stem + '.png')
+        save_overlay(image, label, args.palette, args.classes, stem + '_overlay.png')
     if skipped:
         print('%d image(s) skipped: %s' % (len(skipped), ', '.join(skipped)), file=sys.stderr)
         return 1

@@ -24,6 +24,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
+from mxnet.base import MXNetError
 from mxnet.gluon.contrib.nn import SyncBatchNorm
 from tqdm import tqdm
 
@@ -35,6 +36,7 @@ from .cli import (add_device_args, backbone_name, head_name, nonnegative_int, po
 from .datasets import DATASETS, IGNORE_LABEL, get_dataset
 from .datasets.checks import check_overlap, drop_bad_samples
 from .deeplab import get_deeplab, initialize_network
+from .mxnet_private import load_into, structural_params
 from .devices import parse_contexts
 from .distributed import KVSTORES, Workers, parameter_checksum
 from .evaluate import evaluate
@@ -87,6 +89,9 @@ def parse_args(argv=None):
                                       'weights) for the backbone')
     g.add_argument('--init_checkpoint', default=None,
                    help='whole-network .params to start from (phase 2: phase 1\'s final.params)')
+    g.add_argument('--reinit_classifier', action='store_true',
+                   help='with --init_checkpoint of another class count (fine-tuning to new '
+                        'classes): load every parameter but the classifier\'s')
     g = p.add_argument_group('optimisation')
     g.add_argument('--freeze_batch_norm', type=int, default=0, choices=(0, 1),
                    help='1: BatchNorm uses running statistics and gamma/beta are not updated')
@@ -136,6 +141,7 @@ def parse_args(argv=None):
     if args.run_dir is None:
         args.run_dir = os.path.join('runs', '%s_%s_os%d' % (args.dataset, args.head,
                                                            args.output_stride))
+    args.data_dir = os.path.abspath(args.data_dir)  # evaluate finds it from any folder
     return args
 
 
@@ -221,11 +227,14 @@ def epoch_batches(dataset, batch_size, shuffle, workers, epoch, seed, shard=None
     return gluon.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers), batches
 
 
-def build_network(args, ctx):
-    """The network for ``args``, initialised (pre-trained backbone, whole-network
-    checkpoint, or ``deeplab.INIT`` from scratch) and hybridized. Raises ValueError when
-    ``--init_checkpoint`` was trained with another head, class count or backbone."""
-    num_classes = DATASETS[args.dataset].NUM_CLASS
+def build_network(args, ctx, num_classes=None):
+    """The network for ``args`` with ``num_classes`` outputs (default: the dataset's),
+    initialised (pre-trained backbone, whole-network checkpoint, or ``deeplab.INIT``
+    from scratch), hybridized, every parameter shaped. Raises ValueError when
+    ``--init_checkpoint`` was trained with another head, class count or backbone (with
+    ``--reinit_classifier`` another class count is allowed: every parameter but the
+    classifier's is loaded)."""
+    num_classes = num_classes or DATASETS[args.dataset].NUM_CLASS
     net = get_deeplab(args.head, args.output_stride, num_classes, args.backbone,
                       backbone_params=args.backbone_params,
                       freeze_batch_norm=bool(args.freeze_batch_norm),
@@ -233,14 +242,23 @@ def build_network(args, ctx):
                       norm_layer=SyncBatchNorm if args.syncbn else nn.BatchNorm,
                       norm_kwargs={'num_devices': len(ctx)} if args.syncbn else None)
     if args.init_checkpoint:
-        check_same_network(load_settings(args.init_checkpoint), _settings(args),
-                           args.init_checkpoint)
+        if os.path.isdir(args.init_checkpoint):
+            raise ValueError('--init_checkpoint %s is a folder; give a .params file in it '
+                             '(final.params or epoch_NNNN.params)' % args.init_checkpoint)
+        saved = load_settings(args.init_checkpoint)
+        wanted = dict(_settings(args), num_classes=num_classes)
+        if args.reinit_classifier:
+            saved, wanted = dict(saved, num_classes=None), dict(wanted, num_classes=None)
+        check_same_network(saved, wanted, args.init_checkpoint)
         try:
-            net.load_parameters(args.init_checkpoint, ctx=ctx)
-        except (AssertionError, ValueError, OSError) as err:
+            if args.reinit_classifier:
+                _load_all_but_classifier(net, args.init_checkpoint, ctx)
+            else:
+                net.load_parameters(args.init_checkpoint, ctx=ctx)
+        except (AssertionError, ValueError, OSError, MXNetError) as err:
             raise ValueError('%s does not fit a %s network with %d classes on %s: %s'
                              % (args.init_checkpoint, args.head, num_classes,
-                                args.backbone, err))
+                                args.backbone, str(err).strip().splitlines()[0]))
     elif not args.backbone_params:
         initialize_network(net, ctx)
     if args.freeze_batch_norm:
@@ -250,6 +268,28 @@ def build_network(args, ctx):
     with autograd.predict_mode():  # one small forward pass gives every parameter its shape
         net(mx.nd.zeros((1, 3, 32, 32), ctx=ctx[0])).wait_to_read()
     return net
+
+
+def _load_all_but_classifier(net, path, ctx):
+    """Fine-tuning to another class count (TF deeplab's ``initialize_last_layer=False``):
+    every parameter of ``net`` from the file ``path`` except the head's classifier, which
+    gets ``deeplab.INIT``. Prints the re-initialised names; raises ValueError naming a
+    parameter the file lacks or has in another shape."""
+    loaded = {k.split(':', 1)[-1]: v for k, v in mx.nd.load(path).items()}
+    fresh = []
+    for name, param in structural_params(net).items():
+        if name.startswith('head.classifier.'):
+            fresh.append(name)
+            continue
+        if name not in loaded:
+            raise ValueError('parameter %s is missing' % name)
+        if param.shape and 0 not in param.shape and param.shape != loaded[name].shape:
+            raise ValueError('parameter %s is %s in the file, %s here'
+                             % (name, loaded[name].shape, param.shape))
+        load_into(param, loaded[name], ctx)
+    initialize_network(net.head.classifier, ctx)
+    print('--reinit_classifier: loaded %s except %s, which start from the initialisation'
+          % (path, ', '.join(fresh)))
 
 
 def make_trainer(args, net, workers):
@@ -283,9 +323,16 @@ def check_same_network(saved, wanted, source):
                          % (source, '; '.join(diffs)))
 
 
-def _settings(args):
-    """What a checkpoint records of ``args``: every flag, plus the class count."""
-    return dict(vars(args), num_classes=DATASETS[args.dataset].NUM_CLASS)
+def _settings(args, dataset=None):
+    """What a checkpoint records: every flag of ``args``, plus the class count, names and
+    colours of ``dataset`` (default: the dataset class's), which the folder data set
+    reads from the data and evaluate / predict need without it."""
+    source = dataset if dataset is not None else DATASETS[args.dataset]
+    info = {'num_classes': getattr(source, 'num_classes', source.NUM_CLASS)}
+    if dataset is not None:
+        info.update(classes=list(dataset.classes),
+                    palette=np.asarray(dataset.palette).tolist())
+    return dict(vars(args), **info)
 
 
 def _make_writable(run_dir):
@@ -332,7 +379,7 @@ def claim_run_folder(args):
     return lock
 
 
-def resume_or_start(args, net, trainer, ctx, workers, max_iter, epochs):
+def resume_or_start(args, net, trainer, ctx, workers, max_iter, epochs, dataset=None):
     """Where training starts: ``(first epoch, iteration, log records so far)``. With
     ``--resume`` (a run folder or a checkpoint ``.json``) the checkpoint's parameters and
     optimizer state are loaded into ``net`` and ``trainer``; otherwise (1, 0, []).
@@ -359,7 +406,7 @@ def resume_or_start(args, net, trainer, ctx, workers, max_iter, epochs):
             saved = json.load(f).get('settings', {})
     except (OSError, ValueError) as err:
         raise ValueError('cannot resume from checkpoint %s: %s' % (ckpt, err))
-    check_same_network(saved, _settings(args), ckpt)
+    check_same_network(saved, _settings(args, dataset), ckpt)
     state = load_checkpoint(ckpt, net, trainer, ctx)
     if state['iteration'] > max_iter or state['epoch'] > epochs:
         raise ValueError('cannot resume from checkpoint %s: it is at epoch %d, iteration %d, '
@@ -427,7 +474,7 @@ def validate(net, val_set, ctx, workers=0, progress=True):
     in inference mode (``evaluate.evaluate``); returns the ``SegmentationMetric``."""
     net.plan(None, training=False)
     loader = epoch_batches(val_set, 1, False, workers, 0, 0)[0]
-    return evaluate(net, loader, ctx, val_set.NUM_CLASS, progress=progress)
+    return evaluate(net, loader, ctx, val_set.num_classes, progress=progress)
 
 
 def log_and_checkpoint(args, records, net, trainer, state):
@@ -505,12 +552,12 @@ def fit(args, ctx=None, workers=None):
 def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_epoch):
     root = workers.is_root
     say = print if root else (lambda *a, **k: None)
-    net = build_network(args, ctx)
+    net = build_network(args, ctx, train_set.num_classes)
     if root:
         _check_room(args.run_dir, net, ctx)
     trainer = make_trainer(args, net, workers)
     start_epoch, iteration, records = resume_or_start(args, net, trainer, ctx, workers,
-                                                      max_iter, epochs)
+                                                      max_iter, epochs, train_set)
     workers.start(trainer, net.collect_params().values())
     say('%s: %d train / %d val images, %d iterations/epoch, %d iterations, %d epochs, '
         'head %s, output stride %d, devices %s%s'
@@ -564,7 +611,7 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
         pix_acc, miou = metric.get()
         record = {'epoch': epoch, 'phase': args.phase, 'iteration': iteration,
                   'lr': done['lr'], 'loss': done['loss'], 'pixAcc': pix_acc, 'mIoU': miou,
-                  'iou': metric.iou_by_class(val_set.CLASSES),
+                  'iou': metric.iou_by_class(val_set.classes),
                   'skipped_batches': done['skipped'], 'seconds': time.time() - tic,
                   'images_per_sec': done['steps'] * args.batch_size / train_seconds}
         records.append(record)
@@ -575,7 +622,7 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
         log_and_checkpoint(args, records, net, trainer,
                            {'epoch': epoch, 'phase': args.phase, 'iteration': iteration,
                             'max_iter': max_iter, 'lr': done['lr'], 'seed': args.seed,
-                            'settings': _settings(args)})
+                            'settings': _settings(args, train_set)})
     final = os.path.join(args.run_dir, 'final.params')
     if root and (trained or not os.path.exists(final)):  # a finished run resumed: kept
         atomic_write(final, net.save_parameters)

@@ -37,14 +37,45 @@ def test_plain_evaluation_equals_independent_loop_and_single_scale_path(checkpoi
 
 def test_eval_command_writes_table_json_and_confusion_picture(checkpoint, capsys):
     _, path = checkpoint
-    assert main(['--checkpoint', path, '--dataset', 'camvid', '--data_dir', SAMPLE,
+    assert main(['--checkpoint', path, '--dataset', 'camvid', '--head', '1', '--data_dir', SAMPLE,
                  '--workers', '0', '--no_progress', '--flip', '--scales', '0.75,1.0']) == 0
     out = capsys.readouterr().out
     assert '| Sky |' in out and '**mIoU**' in out
-    stem = os.path.join(os.path.dirname(path), 'eval_val_os16_ms_flip')
+    stem = os.path.join(os.path.dirname(path), 'eval_final_val_os16_s0.75-1_flip')
     with open(stem + '.json') as f:
         result = json.load(f)
     assert result['settings']['flip'] is True and result['images'] == 8
     confusion = np.loadtxt(stem + '_confusion.csv', delimiter=',', dtype=np.int64)
     assert (confusion == np.array(result['confusion'])).all()
     assert os.path.getsize(stem + '_confusion.png') > 1000
+
+
+def test_result_files_never_overwrite_each_other(checkpoint, tmp_path, capsys):
+    """Other scales, another checkpoint and the same command twice: each its own files."""
+    import shutil
+    net, path = checkpoint
+    folder = tmp_path / 'run'
+    folder.mkdir()
+    for name in ('final.params', 'epoch_0002.params'):
+        shutil.copy(path, folder / name)
+    common = ['--dataset', 'camvid', '--head', 'aspp', '--data_dir', SAMPLE, '--workers', '0',
+              '--no_progress']
+    for ckpt, extra in (('final.params', []), ('final.params', ['--scales', '0.5']),
+                        ('epoch_0002.params', []), ('final.params', []),
+                        ('final.params', ['--window', '64', '--stride', '48'])):
+        assert main(['--checkpoint', str(folder / ckpt)] + common + extra) == 0
+    assert sorted(f for f in os.listdir(folder) if f.endswith('.json')) == [
+        'eval_epoch_0002_val_os16.json', 'eval_final_val_os16.json',
+        'eval_final_val_os16_2.json', 'eval_final_val_os16_s0.5.json',
+        'eval_final_val_os16_win64s48.json']
+    assert len([f for f in os.listdir(folder) if f.endswith('_confusion.png')]) == 5
+
+
+def test_a_bare_params_file_needs_dataset_and_head(checkpoint, capsys):
+    _, path = checkpoint
+    assert main(['--checkpoint', path, '--data_dir', SAMPLE, '--workers', '0']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ('error: no training settings beside %s (no epoch_*.json in its folder): '
+                   'give --dataset and --head' % path)
+    assert main(['--checkpoint', os.path.dirname(path), '--dataset', 'camvid']) == 2
+    assert 'is a folder; give a .params file in it' in capsys.readouterr().err

@@ -29,7 +29,7 @@ def test_predicts_palette_pngs_and_overlays_and_skips_corrupt_images(tmp_path, c
     (images / 'truncated.png').write_bytes(truncated[:len(truncated) // 3])
     out = tmp_path / 'out'
     with pytest.warns(UserWarning, match='converted'):
-        status = main([str(images), '--checkpoint', ckpt, '--dataset', 'camvid',
+        status = main([str(images), '--checkpoint', ckpt, '--dataset', 'camvid', '--head', 'aspp',
                        '--output_dir', str(out)])
     assert status == 1
     err = capsys.readouterr()
@@ -41,3 +41,34 @@ def test_predicts_palette_pngs_and_overlays_and_skips_corrupt_images(tmp_path, c
         assert tuple(label.getpalette()[3:6]) == tuple(CamVidSegmentation.PALETTE[1])
         assert (out / (stem + '_overlay.png')).is_file()
     assert not (out / 'corrupt.png').exists()
+
+
+def test_never_writes_over_inputs_or_same_named_results(camvid_checkpoint, tmp_path, capsys):
+    """Output folder = input folder, two inputs named a.png, a second run: inputs stay
+    byte for byte, every result is kept."""
+    _, ckpt = camvid_checkpoint
+    src = os.path.join(SAMPLE, 'val', sorted(os.listdir(os.path.join(SAMPLE, 'val')))[0])
+    images, other = tmp_path / 'images', tmp_path / 'other'
+    images.mkdir()
+    other.mkdir()
+    shutil.copy(src, images / 'a.png')
+    Image.open(src).convert('L').save(other / 'a.png')
+    before = {p: p.read_bytes() for p in (images / 'a.png', other / 'a.png')}
+    args = ['--checkpoint', ckpt, '--dataset', 'camvid', '--head', 'aspp',
+            '--output_dir', str(images)]
+    with pytest.warns(UserWarning):
+        assert main([str(images / 'a.png'), str(other / 'a.png')] + args) == 0
+        assert main([str(images / 'a.png')] + args) == 0
+    assert all(p.read_bytes() == data for p, data in before.items())
+    assert sorted(os.listdir(images)) == ['a.png', 'a_2.png', 'a_2_overlay.png', 'a_3.png',
+                                          'a_3_overlay.png', 'a_4.png', 'a_4_overlay.png']
+    assert Image.open(images / 'a_2.png').mode == 'P'
+
+
+def test_an_empty_input_folder_is_an_error(camvid_checkpoint, tmp_path, capsys):
+    _, ckpt = camvid_checkpoint
+    (tmp_path / 'empty').mkdir()
+    assert main([str(tmp_path / 'empty'), '--checkpoint', ckpt, '--dataset', 'camvid',
+                 '--head', 'aspp']) == 2
+    assert 'error: no image (.jpg/.jpeg/.png/.bmp) in %s' % (tmp_path / 'empty') \
+        in capsys.readouterr().err

@@ -416,3 +416,113 @@ def test_one_epoch_stops_at_max_iter_and_follows_the_schedule():
                            3, 5)
     assert lrs == [3, 4] and done['iteration'] == 5 and done['steps'] == 2
     assert abs(done['lr'] - 0.1 * (1 - 4 / 5.0)) < 1e-12 and trainer.learning_rate == done['lr']
+
+
+# --- a user's runs are never overwritten ---------------------------------------------------
+
+def _tiny(run, *extra):
+    return ['--dataset', 'camvid', '--data_dir', SAMPLE, '--crop_size', '32', '--batch_size',
+            '4', '--workers', '0', '--no_progress', '--run_dir', str(run)] + list(extra)
+
+
+@pytest.mark.slow
+def test_a_finished_run_folder_is_refused_without_resume_or_overwrite(tmp_path, capsys):
+    run = tmp_path / 'run'
+    assert main(_tiny(run, '--max_iter', '2')) == 0
+    before = {f: (run / f).read_bytes() for f in os.listdir(run) if not f.startswith('.')}
+    assert main(_tiny(run, '--max_iter', '1')) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: run folder %s already holds a run (curves.png, '
+                          'epoch_0001.json' % run)
+    assert 'continue it with --resume %s, or delete its files and start over with '\
+           '--overwrite' % run in err and len(err.strip().splitlines()) == 1
+    assert {f: (run / f).read_bytes() for f in before} == before  # nothing touched
+    assert main(_tiny(run, '--max_iter', '1', '--overwrite')) == 0
+    assert '--overwrite: deleted curves.png, epoch_0001.json' in capsys.readouterr().out
+    with open(run / 'log.jsonl') as f:
+        assert [json.loads(line)['iteration'] for line in f] == [1]
+
+
+@pytest.mark.slow
+def test_pruning_keeps_the_resumed_runs_newest_checkpoints(tmp_path):
+    from gluon_deeplab.checkpoint import latest_checkpoint
+    run = tmp_path / 'run'
+    assert main(_tiny(run, '--train_epochs', '3')) == 0
+    assert sorted(f for f in os.listdir(run) if f.endswith('.json')) == [
+        'epoch_0002.json', 'epoch_0003.json']
+    # an older checkpoint cannot be resumed while a newer one exists: two histories
+    assert main(_tiny(run, '--train_epochs', '4', '--resume', str(run / 'epoch_0002.json'))) == 2
+    assert main(_tiny(run, '--train_epochs', '4', '--resume', str(run))) == 0
+    assert sorted(f for f in os.listdir(run) if f.endswith('.json')) == [
+        'epoch_0003.json', 'epoch_0004.json']
+    assert latest_checkpoint(str(run)).endswith('epoch_0004.json')
+
+
+def test_a_run_folder_in_use_is_refused_naming_the_process(tmp_path):
+    from gluon_deeplab.checkpoint import RunFolderInUse, lock_run_folder
+    code = ('import sys, time; sys.path.insert(0, %r)\n'
+            'from gluon_deeplab.checkpoint import lock_run_folder\n'
+            'lock = lock_run_folder(%r); print("locked", flush=True); time.sleep(60)'
+            % (REPO, str(tmp_path)))
+    other = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == 'locked'
+        with pytest.raises(RunFolderInUse, match=r'run folder %s is in use by another training '
+                                                 r'process \(pid %d\)' % (tmp_path, other.pid)):
+            lock_run_folder(str(tmp_path))
+    finally:
+        other.kill()
+        other.wait()
+    lock_run_folder(str(tmp_path)).close()  # free again once that process is gone
+
+
+@pytest.mark.parametrize('flag,value', [('--max_iter', '0'), ('--max_iter', '-1'),
+                                        ('--batch_size', '0'), ('--crop_size', '-5'),
+                                        ('--train_epochs', '0'), ('--workers', '-1'),
+                                        ('--initial_learning_rate', 'nan'),
+                                        ('--initial_learning_rate', '0'),
+                                        ('--multi_grid', '1,0,2'), ('--head', '3')])
+def test_bad_numbers_are_refused_before_anything_runs(flag, value, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(_tiny(tmp_path / 'run', flag, value))
+    assert exit_.value.code == 2
+    assert 'argument %s' % flag in capsys.readouterr().err
+    assert not (tmp_path / 'run').exists()
+
+
+@pytest.mark.slow
+def test_fine_tuning_to_another_class_count_reinitialises_only_the_classifier(tmp_path, capsys):
+    """A 5-class folder data set from a CamVid (11-class) run."""
+    from PIL import Image
+    run = tmp_path / 'camvid'
+    assert main(_tiny(run, '--max_iter', '1')) == 0
+    data = tmp_path / 'folder'
+    (data / 'images').mkdir(parents=True)
+    (data / 'masks').mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(
+            data / 'images' / ('%d.png' % i))
+        Image.fromarray(rng.integers(0, 5, (40, 48), dtype=np.uint8)).save(
+            data / 'masks' / ('%d.png' % i))
+    (data / 'classes.txt').write_text('a\nb\nc\nd\ne\n')
+    (data / 'train.txt').write_text('0\n1\n2\n3\n')
+    (data / 'val.txt').write_text('4\n5\n')
+    args = ['--dataset', 'folder', '--data_dir', str(data), '--crop_size', '32', '--batch_size',
+            '2', '--workers', '0', '--no_progress', '--max_iter', '1',
+            '--init_checkpoint', str(run / 'final.params')]
+    assert main(args + ['--run_dir', str(tmp_path / 'a')]) == 2
+    assert 'num_classes 11 there, 5 here' in capsys.readouterr().err
+    assert main(args + ['--run_dir', str(tmp_path / 'b'), '--reinit_classifier',
+                        '--initial_learning_rate', '1e-30']) == 0
+    out = capsys.readouterr().out
+    assert 'except head.classifier.weight, head.classifier.bias, which start from' in out
+    old, new = mx.nd.load(str(run / 'final.params')), mx.nd.load(str(tmp_path / 'b' /
+                                                                     'final.params'))
+    assert new['head.classifier.weight'].shape == (5, 256, 1, 1)
+    for k in old:
+        if not k.startswith('head.classifier') and 'running' not in k:
+            assert max_abs_diff(old[k], new[k]) < 1e-6, k  # loaded (lr 1e-30: unchanged)
+    assert main(args + ['--run_dir', str(tmp_path / 'c'), '--reinit_classifier', '--head',
+                        'vortex']) == 2
+    assert "head 'aspp' there, 'vortex' here" in capsys.readouterr().err
