@@ -6,6 +6,7 @@ Library modules never import this one; it imports them.
 import argparse
 import math
 import os
+import shlex
 import sys
 import traceback
 
@@ -176,3 +177,22 @@ def run_command(main, argv=None):
         else:
             print('error: %s' % err, file=sys.stderr, flush=True)
         return 2
+
+
+def train_sh_settings(argv):
+    """What ``scripts/train.sh`` needs of its arguments, read the way ``train`` reads them
+    (``--head vortex``, ``--head=vortex_a``, ``--aspp_or_vortex=2``; the last one wins):
+    shell assignments ``head_name=...`` and ``resume=...`` (empty without ``--resume``).
+    A bad head is argparse's error, exit status 2."""
+    p = argparse.ArgumentParser(prog='train.sh', add_help=False, allow_abbrev=False)
+    p.add_argument('--head', '--aspp_or_vortex', dest='head', type=head_name, default='aspp')
+    p.add_argument('--resume', default='')
+    args, _ = p.parse_known_args(argv)
+    resume = '' if args.resume in ('', '-1') else args.resume
+    return 'head_name=%s resume=%s' % (shlex.quote(args.head), shlex.quote(resume))
+
+
+if __name__ == '__main__':
+    if sys.argv[1:2] != ['train_sh']:
+        sys.exit('usage: python -m gluon_deeplab.cli train_sh [train.py arguments]')
+    print(train_sh_settings(sys.argv[2:]))

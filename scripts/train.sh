@@ -9,11 +9,13 @@
 #   sh scripts/train.sh --aspp_or_vortex 2          # Vortex Pooling instead of ASPP
 #   DATASET=camvid DATA_DIR=data/camvid_sample CROP_SIZE=128 ITERS1=12 ITERS2=6 \
 #     BATCH_SIZE=4 BATCH_SIZE2=4 GPUS= sh scripts/train.sh --head vortex
+# An interrupted run continues with --resume RUN_DIR (or RUN_DIR/phase1, RUN_DIR/phase2):
+# a finished phase is skipped, an interrupted one resumed, the rest run.
 set -eu
 
 DATASET=${DATASET:-voc_aug}
 DATA_DIR=${DATA_DIR:-VOCdevkit_aug}
-HEAD=${HEAD:-1}                       # 1 = ASPP, 2 = Vortex Pooling
+HEAD=${HEAD:-1}                       # 1 = ASPP, 2 = Vortex Pooling (or a head name)
 GPUS=${GPUS-0}                        # GPU ids ("0,1"); empty for the CPU
 BATCH_SIZE=${BATCH_SIZE:-16}          # phase 1 global batch
 BATCH_SIZE2=${BATCH_SIZE2:-8}         # phase 2 global batch
@@ -24,39 +26,55 @@ LR1=${LR1:-0.007}
 LR2=${LR2:-0.001}
 WEIGHT_DECAY=${WEIGHT_DECAY:-0.0001}
 WORKERS=${WORKERS:-4}
-PRETRAINED=${PRETRAINED:-}            # model-zoo resnet50_v2 .params for the trunk
+PRETRAINED=${PRETRAINED:-}            # model-zoo resnet50_v2 .params for the backbone
 PYTHON=${PYTHON:-python}
 
-# The head may also come as an argument; it names the run folder.
-prev=
-for arg in "$@"; do
-  case "$prev" in
-    --aspp_or_vortex) HEAD=$arg ;;
-    --head) case "$arg" in aspp) HEAD=1 ;; vortex) HEAD=2 ;; *) HEAD=$arg ;; esac ;;
+# The head (any form train.py takes) names the run folder; Python reads the arguments.
+settings=$($PYTHON -m gluon_deeplab.cli train_sh --aspp_or_vortex "$HEAD" "$@") || exit 2
+eval "$settings"
+if [ -n "$resume" ]; then
+  case "${resume%/}" in
+    */phase1|*/phase2) RUN_DIR=${RUN_DIR:-$(dirname "$resume")} ;;
+    *) RUN_DIR=${RUN_DIR:-${resume%/}} ;;
   esac
-  prev=$arg
-done
-case "$HEAD" in
-  1) head_name=aspp ;;
-  2) head_name=vortex ;;
-  *) echo "train.sh: HEAD / --aspp_or_vortex must be 1 (ASPP) or 2 (Vortex), got '$HEAD'" >&2; exit 2 ;;
-esac
+fi
 RUN_DIR=${RUN_DIR:-runs/${DATASET}_${head_name}}
+
+# How phase folder $1 starts: "skip" (finished, when resuming), "--resume DIR" (an
+# interrupted phase), or "--resume -1" (a new one; train.py refuses a folder that holds
+# another run). Given after the user's arguments, so it wins over their --resume.
+phase_start() {
+  if [ -z "$resume" ]; then echo "--resume -1"
+  elif [ -f "$1/final.params" ]; then echo skip
+  elif ls "$1"/epoch_*.json >/dev/null 2>&1; then echo "--resume $1"
+  else echo "--resume -1"
+  fi
+}
 
 common="--dataset $DATASET --data_dir $DATA_DIR --aspp_or_vortex $HEAD --gpus=$GPUS \
   --crop_size $CROP_SIZE --weight_decay $WEIGHT_DECAY --workers $WORKERS"
 
-echo "== phase 1: output stride 16, BatchNorm trained, $ITERS1 iterations -> $RUN_DIR/phase1"
-# shellcheck disable=SC2086
-$PYTHON -m gluon_deeplab.train $common --phase 1 --output_stride 16 --freeze_batch_norm 0 \
-  --batch_size "$BATCH_SIZE" --initial_learning_rate "$LR1" --max_iter "$ITERS1" \
-  ${PRETRAINED:+--pre_trained_model "$PRETRAINED"} --run_dir "$RUN_DIR/phase1" "$@"
+start=$(phase_start "$RUN_DIR/phase1")
+if [ "$start" = skip ]; then
+  echo "== phase 1 already finished: $RUN_DIR/phase1/final.params"
+else
+  echo "== phase 1: output stride 16, BatchNorm trained, $ITERS1 iterations -> $RUN_DIR/phase1"
+  # shellcheck disable=SC2086
+  $PYTHON -m gluon_deeplab.train $common --phase 1 --output_stride 16 --freeze_batch_norm 0 \
+    --batch_size "$BATCH_SIZE" --initial_learning_rate "$LR1" --max_iter "$ITERS1" \
+    ${PRETRAINED:+--pre_trained_model "$PRETRAINED"} --run_dir "$RUN_DIR/phase1" "$@" $start
+fi
 
-echo "== phase 2: output stride 8, BatchNorm frozen, $ITERS2 iterations -> $RUN_DIR/phase2"
-# shellcheck disable=SC2086
-$PYTHON -m gluon_deeplab.train $common --phase 2 --output_stride 8 --freeze_batch_norm 1 \
-  --batch_size "$BATCH_SIZE2" --initial_learning_rate "$LR2" --max_iter "$ITERS2" \
-  --init_checkpoint "$RUN_DIR/phase1/final.params" --run_dir "$RUN_DIR/phase2" "$@"
+start=$(phase_start "$RUN_DIR/phase2")
+if [ "$start" = skip ]; then
+  echo "== phase 2 already finished: $RUN_DIR/phase2/final.params"
+else
+  echo "== phase 2: output stride 8, BatchNorm frozen, $ITERS2 iterations -> $RUN_DIR/phase2"
+  # shellcheck disable=SC2086
+  $PYTHON -m gluon_deeplab.train $common --phase 2 --output_stride 8 --freeze_batch_norm 1 \
+    --batch_size "$BATCH_SIZE2" --initial_learning_rate "$LR2" --max_iter "$ITERS2" \
+    --init_checkpoint "$RUN_DIR/phase1/final.params" --run_dir "$RUN_DIR/phase2" "$@" $start
+fi
 
 echo "== evaluation of $RUN_DIR/phase2/final.params at output stride 8"
 $PYTHON -m gluon_deeplab.evaluate --checkpoint "$RUN_DIR/phase2/final.params" \
