@@ -4,7 +4,8 @@ MXNet is pinned to 1.9.1 (``setup.py``); these names exist there and are used no
 else in the package. A newer MXNet should only need this file checked.
 """
 
-__all__ = ['structural_params', 'load_into', 'start_trainer_store']
+__all__ = ['structural_params', 'load_into', 'start_trainer_store', 'data_worker_pids',
+           'close_data_loader']
 
 
 def structural_params(block):
@@ -29,3 +30,39 @@ def start_trainer_store(trainer):
     the engine may run the push first (``distributed.Workers.start``)."""
     trainer._init_kvstore()
     trainer._init_params()
+
+
+def data_worker_pids(loader):
+    """Process ids of ``loader``'s (a ``gluon.data.DataLoader``) worker processes; [] for
+    ``num_workers=0`` or a thread pool. The DataLoader keeps its
+    ``multiprocessing.Pool`` private, and a pool worker killed by a signal (the OOM
+    killer) loses its batch without telling anyone: the loader then waits forever
+    (seen with MXNet 1.9.1), so the trainer watches these processes itself."""
+    pool = getattr(loader, '_worker_pool', None)
+    return [p.pid for p in getattr(pool, '_pool', None) or [] if p.pid]
+
+
+def close_data_loader(loader):
+    """End ``loader``'s worker processes now, even after one of them was killed. The
+    pool's own ``terminate`` (which the DataLoader calls whenever it is collected) first
+    takes the lock of the pool's task queue, and a worker killed while waiting for a
+    task dies holding it: ``terminate`` would wait forever. So: SIGKILL the workers, free
+    that lock if a dead one holds it, terminate, and leave the DataLoader nothing to
+    terminate again."""
+    import os
+    import signal
+    pool = getattr(loader, '_worker_pool', None)
+    if pool is None or not hasattr(pool, '_inqueue'):
+        return
+    for pid in data_worker_pids(loader):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    lock = pool._inqueue._rlock
+    if not lock.acquire(block=False):  # held by a killed worker: nobody else can free it
+        lock.release()
+    else:
+        lock.release()
+    pool.terminate()
+    loader._worker_pool = None

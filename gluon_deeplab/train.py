@@ -12,12 +12,15 @@ backward, SGD) -> ``validate`` (``evaluate.evaluate``: the confusion matrix) ->
 ``log_and_checkpoint``. ``fit`` runs them; ``main`` is the command line.
 """
 import argparse
+import contextlib
 import errno
 import json
 import math
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 
 import mxnet as mx
@@ -36,7 +39,7 @@ from .cli import (add_device_args, backbone_name, head_name, nonnegative_int, po
 from .datasets import DATASETS, IGNORE_LABEL, get_dataset
 from .datasets.checks import check_overlap, drop_bad_samples
 from .deeplab import get_deeplab, initialize_network
-from .mxnet_private import load_into, structural_params
+from .mxnet_private import data_worker_pids, load_into, close_data_loader, structural_params
 from .devices import parse_contexts
 from .distributed import KVSTORES, Workers, parameter_checksum
 from .evaluate import evaluate
@@ -194,6 +197,76 @@ class TrainingStopped(RuntimeError):
 
 class NonFiniteLoss(FloatingPointError):
     """``train_step`` found the batch's loss NaN or infinite and did not update."""
+
+
+class DataWorkerDied(RuntimeError):
+    """A DataLoader worker process ended while its loader was in use (killed by a signal:
+    the OOM killer, or by hand)."""
+
+
+def _alive(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'  # a zombie has ended
+    except (OSError, IndexError):
+        return False
+
+
+@contextlib.contextmanager
+def stop_if_a_data_worker_dies(loader, interval=1.0):
+    """Use ``loader`` in the block, then end its worker processes
+    (``mxnet_private.close_data_loader``: a worker killed at any time would otherwise
+    leave the pool unable to shut down). While the block runs, its workers are watched
+    every ``interval`` seconds, and once more at the end; if one has ended,
+    DataWorkerDied is raised, in the main thread, through SIGUSR1, which also wakes a
+    wait for the lost batch. Outside the main thread (where no signal handler can be
+    set) the workers are not watched."""
+    pids = data_worker_pids(loader)
+    if not pids or threading.current_thread() is not threading.main_thread():
+        try:
+            yield
+        finally:
+            close_data_loader(loader)
+        return
+    dead, stop = [], threading.Event()
+
+    def find_dead():
+        dead.extend(pid for pid in pids if pid not in dead and not _alive(pid))
+        return dead
+
+    def watch():
+        while not stop.wait(interval):
+            if find_dead():
+                os.kill(os.getpid(), signal.SIGUSR1)
+                return
+
+    def died():
+        return DataWorkerDied('DataLoader worker process %s ended while loading data (the '
+                              'OOM killer ends processes like this when memory runs out: '
+                              'see dmesg; fewer --workers, a smaller --batch_size or '
+                              '--crop_size need less)' % ', '.join(map(str, dead)))
+
+    def on_signal(signum, frame):
+        if dead:
+            raise died()
+    previous = signal.signal(signal.SIGUSR1, on_signal)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    failure = None
+    try:
+        yield
+    except Exception as err:  # a lost batch shows up in many forms (connection refused...)
+        failure = err
+    finally:
+        stop.set()
+        watcher.join()
+        signal.signal(signal.SIGUSR1, previous)
+        find_dead()
+        close_data_loader(loader)
+    if dead:  # the cause, whatever the block raised, or before the watcher saw it
+        raise died() from failure
+    if failure is not None:
+        raise failure
 
 
 def load_data(args, threads=None):
@@ -474,7 +547,8 @@ def validate(net, val_set, ctx, workers=0, progress=True):
     in inference mode (``evaluate.evaluate``); returns the ``SegmentationMetric``."""
     net.plan(None, training=False)
     loader = epoch_batches(val_set, 1, False, workers, 0, 0)[0]
-    return evaluate(net, loader, ctx, val_set.num_classes, progress=progress)
+    with stop_if_a_data_worker_dies(loader):
+        return evaluate(net, loader, ctx, val_set.num_classes, progress=progress)
 
 
 def log_and_checkpoint(args, records, net, trainer, state):
@@ -588,17 +662,19 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
         net.plan((args.crop_size, args.crop_size), training=True,
                  device_type=ctx[0].device_type)
         try:
-            done = train_one_epoch(net, trainer, loss_fn,
-                                   _batches_with_ids(loader, batches, train_set, at), ctx,
-                                   lr_at, iteration, max_iter, args.nan_policy, workers, bar,
-                                   say, at)
+            with stop_if_a_data_worker_dies(loader):
+                done = train_one_epoch(net, trainer, loss_fn,
+                                       _batches_with_ids(loader, batches, train_set, at), ctx,
+                                       lr_at, iteration, max_iter, args.nan_policy, workers,
+                                       bar, say, at)
         except NonFiniteLoss as err:
             raise TrainingStopped('non-finite loss at %s\nstopped; the last complete '
                                   'checkpoint is %s (--nan_policy skip skips such batches)'
                                   % (err, latest_checkpoint(args.run_dir)))
-        except TrainingStopped as err:
-            raise TrainingStopped('%s\nthe last complete checkpoint is %s'
-                                  % (err, latest_checkpoint(args.run_dir)))
+        except (TrainingStopped, DataWorkerDied) as err:
+            raise TrainingStopped('%s%s\nstopped; the last complete checkpoint is %s'
+                                  % (at if isinstance(err, DataWorkerDied) else '', err,
+                                     latest_checkpoint(args.run_dir)))
         finally:
             bar.close()
         iteration = done['iteration']
@@ -607,7 +683,11 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
             workers.average_batch_norm_statistics(running_stats)
         if not root:
             continue
-        metric = validate(net, val_set, ctx, args.workers, progress=not args.no_progress)
+        try:
+            metric = validate(net, val_set, ctx, args.workers, progress=not args.no_progress)
+        except DataWorkerDied as err:
+            raise TrainingStopped('%s(validation) %s\nstopped; the last complete checkpoint '
+                                  'is %s' % (at, err, latest_checkpoint(args.run_dir)))
         pix_acc, miou = metric.get()
         record = {'epoch': epoch, 'phase': args.phase, 'iteration': iteration,
                   'lr': done['lr'], 'loss': done['loss'], 'pixAcc': pix_acc, 'mIoU': miou,

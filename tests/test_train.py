@@ -526,3 +526,74 @@ def test_fine_tuning_to_another_class_count_reinitialises_only_the_classifier(tm
     assert main(args + ['--run_dir', str(tmp_path / 'c'), '--reinit_classifier', '--head',
                         'vortex']) == 2
     assert "head 'aspp' there, 'vortex' here" in capsys.readouterr().err
+
+
+# --- a DataLoader worker killed (the OOM killer) -------------------------------------------
+
+class _SlowItems(gluon.data.Dataset):
+    def __len__(self):
+        return 40
+
+    def __getitem__(self, i):
+        import time
+        time.sleep(0.05)
+        return np.full((2,), i, np.float32)
+
+
+def test_a_killed_data_worker_stops_the_loop_instead_of_hanging():
+    import signal
+    import threading
+    import time
+    from gluon_deeplab.mxnet_private import data_worker_pids
+    from gluon_deeplab.train import DataWorkerDied, stop_if_a_data_worker_dies
+    loader = gluon.data.DataLoader(_SlowItems(), batch_size=2, num_workers=2)
+    [victim] = data_worker_pids(loader)[:1]
+    seen, tic = [], time.time()
+    with pytest.raises(DataWorkerDied, match=r'DataLoader worker process %d(, \d+)* ended '
+                                             r'while loading data \(the OOM killer' % victim):
+        with stop_if_a_data_worker_dies(loader, interval=0.2):
+            for i, batch in enumerate(loader):
+                seen.append(batch)
+                if i == 1:
+                    threading.Timer(0.1, os.kill, (victim, signal.SIGKILL)).start()
+    assert time.time() - tic < 30 and 2 <= len(seen) < 20
+    assert not any(os.path.exists('/proc/%d' % p) and open('/proc/%d/stat' % p).read()
+                   .rsplit(')', 1)[1].split()[0] != 'Z' for p in data_worker_pids(loader))
+    del loader  # the DataLoader's own shutdown must not wait for the dead worker
+
+
+_WORKER_KILLER = '''
+import os, signal, sys
+import gluon_deeplab.transforms as transforms
+real = transforms.TrainTransform.__call__
+def call(self, img, label, rng):
+    if os.path.exists(sys.argv[1]) and os.getpid() != int(open(sys.argv[1]).read()):
+        os.remove(sys.argv[1])
+        os.kill(os.getpid(), signal.SIGKILL)  # a worker, as the OOM killer would
+    return real(self, img, label, rng)
+transforms.TrainTransform.__call__ = call
+import gluon_deeplab.train as train
+sys.exit(train.main(sys.argv[2:]))
+'''
+
+
+@pytest.mark.slow
+def test_training_stops_with_a_message_when_a_data_worker_is_killed(tmp_path):
+    """The first worker to read a sample after the trigger file appears kills itself; the
+    trainer names the cause, keeps its checkpoint and exits 1 instead of waiting forever."""
+    script, trigger, run = tmp_path / 'k.py', tmp_path / 'trigger', tmp_path / 'run'
+    script.write_text(_WORKER_KILLER)
+    proc = subprocess.Popen([sys.executable, str(script), str(trigger)]
+                            + _tiny(run, '--train_epochs', '20', '--workers', '1'),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=REPO))
+    import time
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / 'epoch_0001.json').exists():
+        time.sleep(0.2)
+    trigger.write_text(str(proc.pid))  # the trainer itself never reads samples
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out + err
+    assert re.search(r'error: phase 1 epoch \d+ (\(validation\) )?DataLoader worker process '
+                     r'\d+ ended while loading data', err), err
+    assert 'the last complete checkpoint is %s/epoch_' % run in err
