@@ -9,6 +9,7 @@ import fcntl
 import glob
 import json
 import os
+import pickle
 import re
 import tempfile
 
@@ -118,7 +119,8 @@ def load_checkpoint(json_path, net, trainer, ctx):
                                  % (key, least, state.get(key)))
         net.load_parameters(stem + '.params', ctx=ctx)
         trainer.load_states(stem + '.states')
-    except (OSError, ValueError, AssertionError, MXNetError) as err:
+    except (OSError, ValueError, AssertionError, MXNetError, EOFError,
+            pickle.UnpicklingError) as err:
         raise ValueError('cannot resume from checkpoint %s: %s'
                          % (json_path, str(err).strip().splitlines()[0]))
     return state

@@ -597,3 +597,44 @@ def test_training_stops_with_a_message_when_a_data_worker_is_killed(tmp_path):
     assert re.search(r'error: phase 1 epoch \d+ (\(validation\) )?DataLoader worker process '
                      r'\d+ ended while loading data', err), err
     assert 'the last complete checkpoint is %s/epoch_' % run in err
+
+
+@pytest.mark.slow
+def test_broken_checkpoints_are_named_never_resumed_into_nothing(tmp_path, capsys):
+    run = tmp_path / 'run'
+    assert main(_tiny(run, '--train_epochs', '2')) == 0
+    capsys.readouterr()
+
+    def resume_error(*extra):
+        assert main(_tiny(run, '--train_epochs', '3', '--resume', str(run)) + list(extra)) == 2
+        err = capsys.readouterr().err
+        assert err.count('\n') == 1, err  # one line, no traceback
+        return err
+    states = (run / 'epoch_0002.states').read_bytes()
+    (run / 'epoch_0002.states').write_bytes(states[:len(states) // 2])
+    assert 'cannot resume from checkpoint %s/epoch_0002.json' % run in resume_error()
+    (run / 'epoch_0002.states').write_bytes(states)
+    meta = (run / 'epoch_0002.json').read_text()
+    (run / 'epoch_0002.json').write_text(meta.replace('"iteration"', '"iter"'))
+    assert "'iteration' must be an integer >= 0, got None" in resume_error()
+    (run / 'epoch_0002.json').write_text(meta.replace('"epoch": 2', '"epoch": 9'))
+    assert 'it is at epoch 9, iteration 12, past this run\'s end (3 epochs' in resume_error()
+    (run / 'epoch_0002.json').write_text(meta[:-20])
+    assert 'cannot resume from checkpoint %s/epoch_0002.json' % run in resume_error()
+    (run / 'epoch_0002.json').write_text(meta)
+    assert main(_tiny(tmp_path / 'b', '--init_checkpoint', str(run), '--max_iter', '1')) == 2
+    assert 'is a folder; give a .params file in it' in capsys.readouterr().err
+    params = (run / 'final.params').read_bytes()
+    (tmp_path / 'cut.params').write_bytes(params[:1000])
+    assert main(_tiny(tmp_path / 'c', '--init_checkpoint', str(tmp_path / 'cut.params'),
+                      '--max_iter', '1')) == 2
+    assert 'cut.params does not fit a aspp network' in capsys.readouterr().err
+    # files follow the umask like any other output (not mkstemp's 0600)
+    assert (run / 'final.params').stat().st_mode & 0o777 == 0o666 & ~_umask()
+    assert (run / 'epoch_0002.json').stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
