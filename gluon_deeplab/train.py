@@ -633,6 +633,8 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
     start_epoch, iteration, records = resume_or_start(args, net, trainer, ctx, workers,
                                                       max_iter, epochs, train_set)
     workers.start(trainer, net.collect_params().values())
+    for dataset in (train_set, val_set):
+        say(dataset.describe())
     say('%s: %d train / %d val images, %d iterations/epoch, %d iterations, %d epochs, '
         'head %s, output stride %d, devices %s%s'
         % (args.dataset, len(train_set), len(val_set), iters_per_epoch, max_iter, epochs,

@@ -638,3 +638,22 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.mark.slow
+def test_trains_voc_aug_from_the_folder_gluoncvs_script_leaves(tmp_path, capsys):
+    """``--data_dir`` = GluonCV's ``~/.mxnet/datasets/voc`` (VOC2012/ beside
+    VOCaug/dataset/): train_aug is computed, no list is written by hand."""
+    from test_datasets_layouts import _sbd, _voc
+    root = tmp_path / 'voc'
+    _voc(str(root / 'VOC2012'))
+    _sbd(str(root / 'VOCaug' / 'dataset'))
+    run = tmp_path / 'run'
+    assert main(['--dataset', 'voc_aug', '--data_dir', str(tmp_path), '--crop_size', '32',
+                 '--batch_size', '2', '--max_iter', '1', '--workers', '0', '--no_progress',
+                 '--run_dir', str(run)]) == 0
+    out = capsys.readouterr().out
+    assert 'voc_aug: 6 train / 2 val images' in out
+    assert 'train_aug' in out and '(SBD train' in out, out
+    assert not list(root.rglob('train_aug*'))  # nothing written into the data
+    assert json.loads((run / 'log.jsonl').read_text())['iteration'] == 1
