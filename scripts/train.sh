@@ -54,27 +54,26 @@ phase_start() {
 common="--dataset $DATASET --data_dir $DATA_DIR --aspp_or_vortex $HEAD --gpus=$GPUS \
   --crop_size $CROP_SIZE --weight_decay $WEIGHT_DECAY --workers $WORKERS"
 
-start=$(phase_start "$RUN_DIR/phase1")
-if [ "$start" = skip ]; then
-  echo "== phase 1 already finished: $RUN_DIR/phase1/final.params"
-else
-  echo "== phase 1: output stride 16, BatchNorm trained, $ITERS1 iterations -> $RUN_DIR/phase1"
+# run_phase N STRIDE FREEZE BATCH LR ITERS DESCRIPTION [train.py flags of this phase]
+run_phase() {
+  n=$1 stride=$2 freeze=$3 batch=$4 lr=$5 iters=$6 what=$7
+  shift 7
+  start=$(phase_start "$RUN_DIR/phase$n")
+  if [ "$start" = skip ]; then
+    echo "== phase $n already finished: $RUN_DIR/phase$n/final.params"
+    return
+  fi
+  echo "== phase $n: output stride $stride, $what, $iters iterations -> $RUN_DIR/phase$n"
   # shellcheck disable=SC2086
-  $PYTHON -m gluon_deeplab.train $common --phase 1 --output_stride 16 --freeze_batch_norm 0 \
-    --batch_size "$BATCH_SIZE" --initial_learning_rate "$LR1" --max_iter "$ITERS1" \
-    ${PRETRAINED:+--pre_trained_model "$PRETRAINED"} --run_dir "$RUN_DIR/phase1" "$@" $start
-fi
+  $PYTHON -m gluon_deeplab.train $common --phase "$n" --output_stride "$stride" \
+    --freeze_batch_norm "$freeze" --batch_size "$batch" --initial_learning_rate "$lr" \
+    --max_iter "$iters" --run_dir "$RUN_DIR/phase$n" "$@" $start
+}
 
-start=$(phase_start "$RUN_DIR/phase2")
-if [ "$start" = skip ]; then
-  echo "== phase 2 already finished: $RUN_DIR/phase2/final.params"
-else
-  echo "== phase 2: output stride 8, BatchNorm frozen, $ITERS2 iterations -> $RUN_DIR/phase2"
-  # shellcheck disable=SC2086
-  $PYTHON -m gluon_deeplab.train $common --phase 2 --output_stride 8 --freeze_batch_norm 1 \
-    --batch_size "$BATCH_SIZE2" --initial_learning_rate "$LR2" --max_iter "$ITERS2" \
-    --init_checkpoint "$RUN_DIR/phase1/final.params" --run_dir "$RUN_DIR/phase2" "$@" $start
-fi
+run_phase 1 16 0 "$BATCH_SIZE" "$LR1" "$ITERS1" "BatchNorm trained" \
+  ${PRETRAINED:+--pre_trained_model "$PRETRAINED"} "$@"
+run_phase 2 8 1 "$BATCH_SIZE2" "$LR2" "$ITERS2" "BatchNorm frozen" \
+  --init_checkpoint "$RUN_DIR/phase1/final.params" "$@"
 
 echo "== evaluation of $RUN_DIR/phase2/final.params at output stride 8"
 $PYTHON -m gluon_deeplab.evaluate --checkpoint "$RUN_DIR/phase2/final.params" \

@@ -1,4 +1,5 @@
 """Common reading and checking for segmentation datasets."""
+import contextlib
 import io
 import os
 import warnings
@@ -57,6 +58,20 @@ def _decode(path, what):
     return img
 
 
+@contextlib.contextmanager
+def _naming(path, what):
+    """A decoding failure in the block becomes ValueError ``cannot read <what> <path>:
+    ...`` (unless its message names the file already); FileNotFoundError passes."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, SyntaxError) as err:
+        if isinstance(err, ValueError) and str(path) in str(err):
+            raise
+        raise ValueError('cannot read %s %s: %s' % (what, path, err))
+
+
 def read_image(path):
     """(H, W, 3) uint8 RGB array of an image file. 8-bit grey, RGBA, CMYK and palette
     images are converted to RGB with a warning naming the file. Raises
@@ -64,7 +79,7 @@ def read_image(path):
     completely (empty, corrupt or truncated; also when another library has set PIL's
     ``ImageFile.LOAD_TRUNCATED_IMAGES``) or has more than 8 bits per channel (16-bit,
     float)."""
-    try:
+    with _naming(path, 'image'):
         img = _decode(path, 'image')
         if img.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'F'):
             raise ValueError('%s-mode image (more than 8 bits per channel); expected '
@@ -73,14 +88,6 @@ def read_image(path):
             warnings.warn('%s: converted %s image to RGB' % (path, img.mode))
             img = img.convert('RGB')
         return np.asarray(img)
-    except FileNotFoundError:
-        raise
-    except ValueError as err:
-        if str(path) in str(err):
-            raise
-        raise ValueError('cannot read image %s: %s' % (path, err))
-    except (OSError, SyntaxError) as err:
-        raise ValueError('cannot read image %s: %s' % (path, err))
 
 
 def read_index_png(path):
@@ -90,7 +97,7 @@ def read_index_png(path):
     as strictly as ``read_image``. Raises FileNotFoundError, or ValueError naming the
     file for a folder, RGB or other multi-channel labels, values above 255, and
     unreadable files."""
-    try:
+    with _naming(path, 'label'):
         img = _decode(path, 'label')
         if img.mode in ('L', 'P'):
             return np.asarray(img, dtype=np.uint8)
@@ -102,14 +109,6 @@ def read_index_png(path):
             return label.astype(np.uint8)
         raise ValueError('label %s has mode %s; expected a single-channel (L) or '
                          'palette (P) image of class indices' % (path, img.mode))
-    except FileNotFoundError:
-        raise
-    except ValueError as err:
-        if str(path) in str(err):
-            raise
-        raise ValueError('cannot read label %s: %s' % (path, err))
-    except (OSError, SyntaxError) as err:
-        raise ValueError('cannot read label %s: %s' % (path, err))
 
 
 def check_label(label, num_classes, path, hint=''):
