@@ -147,16 +147,14 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
     valid names) or output stride, and what ``load_model_zoo_params`` raises.
     """
     head_cls = lookup(HEADS, head, 'head')
-    if output_stride not in (8, 16):
-        raise ValueError('output_stride must be 8 or 16, got %r' % (output_stride,))
+    rates = head_cls.rates_for(output_stride)  # checks the output stride
     if freeze_batch_norm:
         norm_layer = functools.partial(nn.BatchNorm, use_global_stats=True)
     else:
         norm_layer = functools.partial(norm_layer, **(norm_kwargs or {}))
     net = DeepLabV3(
         ResNetV2Backbone(backbone, output_stride, multi_grid, norm_layer=norm_layer),
-        head_cls(num_classes, rates=head_cls.rates_for(output_stride), norm_layer=norm_layer,
-                 **head_kwargs))
+        head_cls(num_classes, rates=rates, norm_layer=norm_layer, **head_kwargs))
     backbone_params = backbone_params or pretrained_base
     if backbone_params is not None:
         load_model_zoo_params(net.backbone, backbone_params, ctx or [mx.cpu()])

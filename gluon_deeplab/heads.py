@@ -2,7 +2,7 @@
 
 Both heads map backbone features (N, C_in, h, w) float32 to class logits
 (N, num_classes, h, w). They differ only in their parallel branches (``_branches``) and
-their atrous rates (``rates_for``); the concatenation, 1x1 projection + BN + ReLU,
+their atrous rates (``_rates``, checked by ``rates_for``); the concatenation, 1x1 projection + BN + ReLU,
 dropout and 1x1 classifier live once in ``ContextHead``.
 """
 from mxnet.gluon import nn
@@ -64,7 +64,15 @@ class ContextHead(nn.HybridBlock):
 
     @classmethod
     def rates_for(cls, output_stride):
-        """The head's atrous rates at ``output_stride`` (8 or 16)."""
+        """The head's atrous rates at ``output_stride``; raises ValueError for a stride
+        other than those of ``OUTPUT_STRIDES`` (8, 16)."""
+        if output_stride not in OUTPUT_STRIDES:
+            raise ValueError('output_stride must be one of %s, got %r'
+                             % (', '.join(map(str, OUTPUT_STRIDES)), output_stride))
+        return cls._rates(output_stride)
+
+    @classmethod
+    def _rates(cls, output_stride):
         raise NotImplementedError
 
     def hybrid_forward(self, F, x):
@@ -80,12 +88,9 @@ class ASPP(ContextHead):
         super(ASPP, self).__init__(num_classes, **kwargs)
 
     @classmethod
-    def rates_for(cls, output_stride):
+    def _rates(cls, output_stride):
         """(6, 12, 18) at output stride 16, doubled at 8 (DeepLabV3 Sec. 3.3): the same
-        field of view in input pixels. Raises ValueError for other strides."""
-        if output_stride not in (8, 16):
-            raise ValueError('ASPP rates are defined for output stride 8 or 16, got %r'
-                             % (output_stride,))
+        field of view in input pixels."""
         return tuple(r * 16 // output_stride for r in (6, 12, 18))
 
     def _branches(self, channels, norm_layer):
@@ -117,7 +122,7 @@ class VortexPooling(ContextHead):
         super(VortexPooling, self).__init__(num_classes, **kwargs)
 
     @classmethod
-    def rates_for(cls, output_stride):
+    def _rates(cls, output_stride):
         """(3, 9, 27) at output stride 8 and 16 (Xie et al. 2018, Sec. 3.2)."""
         return (3, 9, 27)
 
@@ -137,6 +142,9 @@ class VortexModuleA(VortexPooling):
     branch (rates 3/9/27)."""
     POOL_SIZE = 3
 
+
+#: Output strides the heads (and ``get_deeplab``) are defined for.
+OUTPUT_STRIDES = (8, 16)
 
 #: Head name -> class (``--head``).
 HEADS = {'aspp': ASPP, 'vortex': VortexPooling, 'vortex_a': VortexModuleA}
