@@ -2,8 +2,8 @@
 
 Both heads map backbone features (N, C_in, h, w) float32 to class logits
 (N, num_classes, h, w). They differ only in their parallel branches (``_branches``) and
-their atrous rates (``_rates``, checked by ``rates_for``); the concatenation, 1x1 projection + BN + ReLU,
-dropout and 1x1 classifier live once in ``ContextHead``.
+their atrous rates (``_rates``, checked by ``rates_for``); the concatenation, 1x1
+projection + BN + ReLU, dropout and 1x1 classifier live once in ``ContextHead``.
 """
 from mxnet.gluon import nn
 from mxnet.gluon.contrib.nn import HybridConcurrent
