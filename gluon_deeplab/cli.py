@@ -100,6 +100,8 @@ def add_network_args(parser):
     parser.add_argument('--backbone', '--base_architecture', dest='backbone',
                         type=backbone_name)
     parser.add_argument('--output_stride', type=int, choices=(8, 16))
+    parser.add_argument('--decoder_output_stride', type=int, default=None,
+                        help='4: a DeepLabV3+ checkpoint (default: as trained)')
 
 
 def network_from_args(args, ctx):
@@ -124,6 +126,8 @@ def network_from_args(args, ctx):
         raise UserError('no training settings beside %s (no epoch_*.json in its folder): give '
                         '%s' % (args.checkpoint, ' and '.join(missing)))
     args.multi_grid = tuple(saved.get('multi_grid', (1, 2, 4)))
+    if getattr(args, 'decoder_output_stride', None) is None:
+        args.decoder_output_stride = saved.get('decoder_output_stride')
     cls = DATASETS[args.dataset]
     args.num_classes = saved.get('num_classes', cls.NUM_CLASS)
     args.classes = tuple(saved.get('classes') or cls.CLASSES or ())
@@ -135,7 +139,8 @@ def network_from_args(args, ctx):
                         'settings beside it (dataset %s reads them from the data)'
                         % (args.checkpoint, args.dataset))
     net = get_deeplab(args.head, args.output_stride, args.num_classes, args.backbone,
-                      multi_grid=args.multi_grid)
+                      multi_grid=args.multi_grid,
+                      decoder_output_stride=args.decoder_output_stride)
     try:
         net.load_parameters(args.checkpoint, ctx=ctx)
     except (AssertionError, MXNetError, ValueError) as err:

@@ -6,6 +6,7 @@ import mxnet as mx
 from mxnet.gluon import nn
 
 from .atrous import AtrousConv2D
+from .decoder import DECODER_OUTPUT_STRIDES, Decoder
 from .heads import HEADS
 from .registry import lookup
 from .resnet import ResNetV2Backbone, load_model_zoo_params
@@ -31,10 +32,11 @@ class DeepLabV3(nn.HybridBlock):
     convolution.
     """
 
-    def __init__(self, backbone, head, **kwargs):
+    def __init__(self, backbone, head, decoder=None, **kwargs):
         super(DeepLabV3, self).__init__(**kwargs)
         self.backbone = backbone
         self.head = head
+        self.decoder = decoder
         self._hybridize_args = None  # (active, flags) of the last hybridize call
         self._planned_map = None  # feature map size a by-taps plan is for; None: any
 
@@ -74,9 +76,18 @@ class DeepLabV3(nn.HybridBlock):
                                  % (self._planned_map, x.shape[2:], size))
         return super(DeepLabV3, self).forward(x, *args)
 
-    def low_res_logits(self, F, x):
-        """(N, num_classes, ceil(H / os), ceil(W / os)) logits before upsampling."""
-        return self.head(self.backbone(x))
+    def low_res_logits(self, F, x, input_size=None):
+        """Logits before upsampling: (N, num_classes, ceil(H / os), ceil(W / os)), or with
+        a decoder (N, num_classes, ceil(H / 4), ceil(W / 4)). ``input_size`` (H, W), when
+        the caller knows it, makes the decoder resize to explicit sizes (export)."""
+        if self.decoder is None:
+            return self.head(self.backbone(x))
+        low, high = self.backbone.stages(F, x)
+        size = None
+        if input_size is not None:
+            stride = self.backbone.low_level_stride
+            size = tuple(-(-int(n) // stride) for n in input_size)
+        return self.decoder(low, self.head(high), size)
 
     def hybrid_forward(self, F, x):
         return F.contrib.BilinearResize2D(self.low_res_logits(F, x), like=x, mode='like',
@@ -97,8 +108,8 @@ class FixedSizeOutput(nn.HybridBlock):
 
     def hybrid_forward(self, F, x):
         height, width = self.size
-        return F.contrib.BilinearResize2D(self.net.low_res_logits(F, x), height=height,
-                                          width=width, align_corners=True)
+        return F.contrib.BilinearResize2D(self.net.low_res_logits(F, x, self.size),
+                                          height=height, width=width, align_corners=True)
 
 
 def initialize_network(block, ctx=None):
@@ -110,7 +121,7 @@ def initialize_network(block, ctx=None):
 def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet50_v2',
                 backbone_params=None, freeze_batch_norm=False, multi_grid=(1, 2, 4),
                 ctx=None, norm_layer=nn.BatchNorm, norm_kwargs=None, pretrained_base=None,
-                **head_kwargs):
+                decoder_output_stride=None, **head_kwargs):
     """Build DeepLabV3 with an ASPP or Vortex Pooling head.
 
     Parameters
@@ -141,10 +152,15 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
         Checkpoints (structural parameter names) are interchangeable between them.
     ctx : Context or list, optional
         Where the pre-trained backbone and the initialised head are placed.
+    decoder_output_stride : int or None
+        4: DeepLabV3+ (``decoder.Decoder``: the head's features refined with the
+        backbone's stride-4 features, then classified); None: DeepLabV3, the head
+        classifies. TF deeplab's flag of the same name.
 
     Returns a ``DeepLabV3`` mapping (N, 3, H, W) float32 to (N, num_classes, H, W)
     float32 logits. Raises ValueError for an unknown head or backbone (listing the
-    valid names) or output stride, and what ``load_model_zoo_params`` raises.
+    valid names), an output stride or decoder output stride the backbone cannot give,
+    and what ``load_model_zoo_params`` raises.
     """
     head_cls = lookup(HEADS, head, 'head')
     rates = head_cls.rates_for(output_stride)  # checks the output stride
@@ -152,11 +168,21 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
         norm_layer = functools.partial(nn.BatchNorm, use_global_stats=True)
     else:
         norm_layer = functools.partial(norm_layer, **(norm_kwargs or {}))
-    net = DeepLabV3(
-        ResNetV2Backbone(backbone, output_stride, multi_grid, norm_layer=norm_layer),
-        head_cls(num_classes, rates=rates, norm_layer=norm_layer, **head_kwargs))
+    body = ResNetV2Backbone(backbone, output_stride, multi_grid, norm_layer=norm_layer)
+    decoder = None
+    if decoder_output_stride is not None:
+        if decoder_output_stride not in DECODER_OUTPUT_STRIDES \
+                or decoder_output_stride != body.low_level_stride:
+            raise ValueError('decoder_output_stride must be %s (the stride of the %s '
+                             'low-level features), got %r'
+                             % (body.low_level_stride, backbone, decoder_output_stride))
+        decoder = Decoder(num_classes, norm_layer=norm_layer)
+    net = DeepLabV3(body, head_cls(None if decoder else num_classes, rates=rates,
+                                   norm_layer=norm_layer, **head_kwargs), decoder)
     backbone_params = backbone_params or pretrained_base
     if backbone_params is not None:
         load_model_zoo_params(net.backbone, backbone_params, ctx or [mx.cpu()])
-        initialize_network(net.head, ctx)
+        for part in (net.head, net.decoder):
+            if part is not None:
+                initialize_network(part, ctx)
     return net

@@ -12,11 +12,14 @@ from .atrous import AtrousConv2D
 from .box_pool import POOLINGS
 from .registry import lookup
 
-__all__ = ['ContextHead', 'ASPP', 'VortexPooling', 'VortexModuleA', 'HEADS', 'HEAD_BY_NUMBER',
+__all__ = ['conv_bn_relu', 'ContextHead', 'ASPP', 'VortexPooling', 'VortexModuleA', 'HEADS', 'HEAD_BY_NUMBER',
            'aspp_rates']
 
 
-def _conv_bn_relu(channels, kernel, dilation=1, norm_layer=nn.BatchNorm):
+def conv_bn_relu(channels, kernel, dilation=1, norm_layer=nn.BatchNorm):
+    """``kernel`` x ``kernel`` convolution without bias (3x3: ``AtrousConv2D`` of rate
+    ``dilation``, zero padding keeping the size), normalisation, ReLU:
+    (N, C, h, w) -> (N, channels, h, w)."""
     block = nn.HybridSequential(prefix='')
     block.add(AtrousConv2D(channels, dilation) if kernel == 3
               else nn.Conv2D(channels, kernel, use_bias=False),
@@ -31,7 +34,7 @@ class ImagePooling(nn.HybridBlock):
 
     def __init__(self, channels, norm_layer=nn.BatchNorm, **kwargs):
         super(ImagePooling, self).__init__(**kwargs)
-        self.conv = _conv_bn_relu(channels, 1, norm_layer=norm_layer)
+        self.conv = conv_bn_relu(channels, 1, norm_layer=norm_layer)
 
     def hybrid_forward(self, F, x):
         pooled = self.conv(F.Pooling(x, kernel=(1, 1), global_pool=True, pool_type='avg'))
@@ -40,7 +43,9 @@ class ImagePooling(nn.HybridBlock):
 
 class ContextHead(nn.HybridBlock):
     """Parallel branches, concatenated, then the shared tail: 1x1 conv (``channels``)
-    + BN + ReLU, dropout, 1x1 classifier with bias.
+    + BN + ReLU, dropout, 1x1 classifier with bias. With ``num_classes=None`` there is no
+    classifier and the head gives its (N, channels, h, w) features: the DeepLabV3+
+    encoder output, which ``decoder.Decoder`` classifies.
 
     Subclasses implement ``_branches(channels, norm_layer)`` returning the branch
     blocks, each (N, C_in, h, w) -> (N, channels, h, w). ``norm_layer`` makes every
@@ -55,9 +60,9 @@ class ContextHead(nn.HybridBlock):
             with self.branches.name_scope():
                 for branch in self._branches(channels, norm_layer):
                     self.branches.add(branch)
-            self.project = _conv_bn_relu(channels, 1, norm_layer=norm_layer)
+            self.project = conv_bn_relu(channels, 1, norm_layer=norm_layer)
             self.dropout = nn.Dropout(dropout)
-            self.classifier = nn.Conv2D(num_classes, 1)
+            self.classifier = nn.Conv2D(num_classes, 1) if num_classes else None
 
     def _branches(self, channels, norm_layer):
         raise NotImplementedError
@@ -76,7 +81,8 @@ class ContextHead(nn.HybridBlock):
         raise NotImplementedError
 
     def hybrid_forward(self, F, x):
-        return self.classifier(self.dropout(self.project(self.branches(x))))
+        features = self.dropout(self.project(self.branches(x)))
+        return features if self.classifier is None else self.classifier(features)
 
 
 class ASPP(ContextHead):
@@ -94,8 +100,8 @@ class ASPP(ContextHead):
         return tuple(r * 16 // output_stride for r in (6, 12, 18))
 
     def _branches(self, channels, norm_layer):
-        return ([_conv_bn_relu(channels, 1, norm_layer=norm_layer)]
-                + [_conv_bn_relu(channels, 3, r, norm_layer) for r in self.rates]
+        return ([conv_bn_relu(channels, 1, norm_layer=norm_layer)]
+                + [conv_bn_relu(channels, 3, r, norm_layer) for r in self.rates]
                 + [ImagePooling(channels, norm_layer)])
 
 
@@ -127,11 +133,11 @@ class VortexPooling(ContextHead):
         return (3, 9, 27)
 
     def _branches(self, channels, norm_layer):
-        branches = [_conv_bn_relu(channels, 1, norm_layer=norm_layer)]
+        branches = [conv_bn_relu(channels, 1, norm_layer=norm_layer)]
         for r in self.rates:
             branch = nn.HybridSequential(prefix='')
             branch.add(self.pool(self.POOL_SIZE or r),
-                       _conv_bn_relu(channels, 3, r, norm_layer))
+                       conv_bn_relu(channels, 3, r, norm_layer))
             branches.append(branch)
         return branches + [ImagePooling(channels, norm_layer)]
 

@@ -120,8 +120,22 @@ class ResNetV2Backbone(nn.HybridBlock):
             self.features.add(norm_layer())
             self.features.add(nn.Activation('relu'))
 
+    #: Stride and channels of ``stages``' low-level features (stage 1's output).
+    low_level_stride, low_level_channels, out_channels = 4, 256, 2048
+
     def hybrid_forward(self, F, x):
         return self.features(x)
+
+    def stages(self, F, x):
+        """``(low, high)``: stage 1's output (N, 256, ceil(H/4), ceil(W/4)), the
+        low-level features of the DeepLabV3+ decoder, and the backbone's output as
+        ``hybrid_forward`` gives it, in one pass."""
+        low = None
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i == 5:  # features[5] is stage 1
+                low = x
+        return low, x
 
 
 def load_model_zoo_params(backbone, filename, ctx=None):

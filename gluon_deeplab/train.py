@@ -85,6 +85,9 @@ def parse_args(argv=None):
                    default='resnet50_v2',
                    help='resnet50_v2 or resnet101_v2 (resnet_v2_50 / _101 accepted)')
     g.add_argument('--output_stride', type=int, default=16, choices=(8, 16))
+    g.add_argument('--decoder_output_stride', type=int, default=None,
+                   help='4: DeepLabV3+ (the decoder refines the head\'s features with the '
+                        'backbone\'s stride-4 features); default: DeepLabV3')
     g.add_argument('--multi_grid', type=multi_grid, default=(1, 2, 4),
                    help='stage-4 unit rate multipliers, e.g. 1,2,4')
     g.add_argument('--backbone_params', '--pre_trained_model', dest='backbone_params',
@@ -313,7 +316,8 @@ def build_network(args, ctx, num_classes=None):
                       freeze_batch_norm=bool(args.freeze_batch_norm),
                       multi_grid=args.multi_grid, ctx=ctx,
                       norm_layer=SyncBatchNorm if args.syncbn else nn.BatchNorm,
-                      norm_kwargs={'num_devices': len(ctx)} if args.syncbn else None)
+                      norm_kwargs={'num_devices': len(ctx)} if args.syncbn else None,
+                      decoder_output_stride=args.decoder_output_stride)
     if args.init_checkpoint:
         if os.path.isdir(args.init_checkpoint):
             raise ValueError('--init_checkpoint %s is a folder; give a .params file in it '
@@ -374,7 +378,7 @@ def make_trainer(args, net, workers):
 
 
 #: Settings under which two networks have interchangeable parameters.
-NETWORK_KEYS = ('head', 'num_classes', 'backbone', 'multi_grid')
+NETWORK_KEYS = ('head', 'num_classes', 'backbone', 'multi_grid', 'decoder_output_stride')
 
 
 def check_same_network(saved, wanted, source):
@@ -386,6 +390,8 @@ def check_same_network(saved, wanted, source):
         settings = upgrade_settings(settings)
         if key == 'num_classes' and key not in settings and settings.get('dataset') in DATASETS:
             return DATASETS[settings['dataset']].NUM_CLASS
+        if key == 'decoder_output_stride' and 'head' in settings:
+            return settings.get(key) or 'none'  # no decoder: a value, compared
         v = settings.get(key)
         return tuple(v) if isinstance(v, list) else v
     pairs = [(k, value(saved, k), value(wanted, k)) for k in NETWORK_KEYS]

@@ -1,0 +1,116 @@
+"""DeepLabV3+ decoder (Chen et al. 2018, Sec. 3.1): wiring on a stand-in backbone, shapes
+on the real one, export, checkpoints, bad settings."""
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import gluon
+from mxnet.gluon import nn
+
+from conftest import max_abs_diff
+from gluon_deeplab import get_deeplab
+from gluon_deeplab.decoder import Decoder
+from gluon_deeplab.deeplab import DeepLabV3
+from gluon_deeplab.heads import ASPP
+
+
+class _TwoStrides(nn.HybridBlock):
+    """Stand-in backbone: stride-4 features (3 channels) and stride-16 ones (5 channels)."""
+    output_stride, low_level_stride = 16, 4
+
+    def __init__(self):
+        super(_TwoStrides, self).__init__()
+        self.low = nn.Conv2D(3, 4, strides=4)
+        self.high = nn.Conv2D(5, 4, strides=4)
+
+    def stages(self, F, x):
+        low = self.low(x)
+        return low, self.high(low)
+
+    def hybrid_forward(self, F, x):
+        return self.stages(F, x)[1]
+
+
+def test_decoder_is_the_papers_computation():
+    """By hand: resize the head's features to the stride-4 map (bilinear, corners
+    aligned), concatenate after the low-level 1x1 reduction, two 3x3 conv+BN+ReLU, the
+    classifier, then resize to the input."""
+    mx.random.seed(0)
+    net = DeepLabV3(_TwoStrides(), ASPP(None, rates=(1, 2), channels=4, dropout=0.0),
+                    Decoder(3, low_channels=2, channels=4))
+    net.initialize(mx.init.Xavier())
+    x = mx.nd.random.normal(shape=(2, 3, 64, 48))
+    with mx.autograd.predict_mode():
+        got = net(x)
+        low, high = net.backbone.stages(mx.nd, x)
+        encoded = net.head(high)
+        assert encoded.shape == (2, 4, 4, 3) and low.shape == (2, 3, 16, 12)
+        up = mx.nd.contrib.BilinearResize2D(encoded, height=16, width=12, align_corners=True)
+        d = net.decoder
+        y = mx.nd.concat(d.reduce(low), up, dim=1)
+        for block in d.fuse:
+            conv, bn = block[0], block[1]
+            y = mx.nd.Convolution(y, conv.weight.data(), kernel=(3, 3), pad=(1, 1),
+                                  num_filter=4, no_bias=True)
+            y = mx.nd.relu(bn(y))
+        y = d.classifier(y)
+        want = mx.nd.contrib.BilinearResize2D(y, height=64, width=48, align_corners=True)
+    assert got.shape == (2, 3, 64, 48)
+    assert max_abs_diff(got, want) < 1e-5
+
+
+@pytest.mark.parametrize('head', ['aspp', 'vortex', 'vortex_a'])
+@pytest.mark.parametrize('stride', [16, 8])
+def test_every_head_with_the_decoder_at_odd_sizes_hybridized(head, stride):
+    net = get_deeplab(head, stride, num_classes=4, decoder_output_stride=4)
+    net.initialize(mx.init.Xavier())
+    inputs = [mx.nd.random.normal(shape=(1, 3, 97, 131)), mx.nd.random.normal(shape=(2, 3, 64, 40))]
+    eager = [net(x) for x in inputs]
+    net.hybridize(static_alloc=True)
+    for x, ref in zip(inputs, eager):
+        out = net(x)
+        assert out.shape == (x.shape[0], 4) + x.shape[2:]
+        assert max_abs_diff(out, ref) < 1e-4
+    names = list(net._collect_params_with_prefix())
+    assert not [n for n in names if n.startswith('head.classifier')]  # the decoder's instead
+    assert 'decoder.classifier.weight' in names and 'decoder.reduce.0.weight' in names
+
+
+def test_export_round_trip_with_the_decoder(tmp_path):
+    from gluon_deeplab.export import export_mxnet, export_onnx
+    mx.random.seed(0)
+    net = get_deeplab('vortex', 16, num_classes=4, decoder_output_stride=4)
+    net.initialize(mx.init.Xavier())
+    x = mx.nd.random.normal(shape=(1, 3, 50, 70))
+    reference = net(x)
+    symbol_file, params_file = export_mxnet(net, 50, 70, str(tmp_path / 'v3p'))
+    block = gluon.SymbolBlock.imports(symbol_file, ['data'], params_file)
+    assert max_abs_diff(block(x), reference) < 1e-5
+    onnx = pytest.importorskip('onnx')
+    onnxruntime = pytest.importorskip('onnxruntime')
+    onnx_file = export_onnx(symbol_file, params_file, 50, 70, str(tmp_path / 'v3p.onnx'))
+    onnx.checker.check_model(onnx.load(onnx_file))
+    session = onnxruntime.InferenceSession(onnx_file, providers=['CPUExecutionProvider'])
+    out = session.run(None, {session.get_inputs()[0].name: x.asnumpy()})[0]
+    assert np.abs(out - reference.asnumpy()).max() < 1e-4
+
+
+def test_checkpoints_without_a_decoder_still_load_and_the_two_are_told_apart(tmp_path):
+    from gluon_deeplab.train import check_same_network
+    plain = get_deeplab('aspp', 16, num_classes=3)
+    plain.initialize()
+    plain(mx.nd.zeros((1, 3, 32, 32)))
+    plain.save_parameters(str(tmp_path / 'v3.params'))
+    get_deeplab('aspp', 8, num_classes=3).load_parameters(str(tmp_path / 'v3.params'))
+    with pytest.raises(AssertionError, match='decoder'):
+        get_deeplab('aspp', 16, num_classes=3,
+                    decoder_output_stride=4).load_parameters(str(tmp_path / 'v3.params'))
+    old = {'head': 'aspp', 'backbone': 'resnet50_v2', 'multi_grid': [1, 2, 4], 'num_classes': 3}
+    with pytest.raises(ValueError, match="decoder_output_stride 'none' there, 4 here"):
+        check_same_network(old, dict(old, decoder_output_stride=4), 'x')
+    check_same_network(old, dict(old, decoder_output_stride=None), 'x')
+
+
+def test_a_decoder_stride_the_backbone_cannot_give_is_named():
+    with pytest.raises(ValueError, match=r'decoder_output_stride must be 4 \(the stride of the '
+                                         r'resnet50_v2 low-level features\), got 8'):
+        get_deeplab('aspp', 16, decoder_output_stride=8)
