@@ -64,8 +64,10 @@ def atomic_write_text(path, text):
     atomic_write(path, write)
 
 
-def save_checkpoint(run_dir, epoch, net, trainer, state, keep=2):
+def save_checkpoint(run_dir, epoch, net, trainer, state, keep=2, aux=None):
     """Write epoch ``epoch``'s checkpoint into ``run_dir``; ``state`` is a JSON-able dict.
+    ``aux`` (a block trained beside ``net`` but not part of it: the auxiliary head) goes
+    to ``epoch_NNNN.aux.params``.
     Once it is complete, this run's older checkpoints (epochs before ``epoch``) beyond
     the newest ``keep`` are deleted; nothing else in the folder is touched.
     Returns the JSON path. Raises OSError saying which checkpoint is still the newest
@@ -73,6 +75,8 @@ def save_checkpoint(run_dir, epoch, net, trainer, state, keep=2):
     stem = os.path.join(run_dir, 'epoch_%04d' % epoch)
     try:
         atomic_write(stem + '.params', net.save_parameters)
+        if aux is not None:
+            atomic_write(stem + '.aux.params', aux.save_parameters)
         atomic_write(stem + '.states', trainer.save_states)
         atomic_write_text(stem + '.json', json.dumps(dict(state, epoch=epoch), indent=1,
                                                     sort_keys=True))
@@ -82,7 +86,7 @@ def save_checkpoint(run_dir, epoch, net, trainer, state, keep=2):
                       % (epoch, run_dir, err.strerror or err, latest_checkpoint(run_dir)))
     older = sorted(e for e in _checkpoint_epochs(run_dir) if e < epoch)
     for old in older[:max(0, len(older) - (keep - 1))]:
-        for ext in ('.json', '.params', '.states'):  # JSON first: never a JSON without files
+        for ext in ('.json', '.params', '.aux.params', '.states'):  # JSON first
             path = os.path.join(run_dir, 'epoch_%04d%s' % (old, ext))
             if os.path.exists(path):
                 os.remove(path)
@@ -104,11 +108,11 @@ def latest_checkpoint(run_dir):
     return None
 
 
-def load_checkpoint(json_path, net, trainer, ctx):
-    """Load a checkpoint's network and optimizer state; returns its state dict (with at
-    least ``epoch`` >= 1 and ``iteration`` >= 0, integers). Raises ValueError naming the
-    file and what is wrong if any of its three files cannot be read or the JSON lacks
-    those keys."""
+def load_checkpoint(json_path, net, trainer, ctx, aux=None):
+    """Load a checkpoint's network (and ``aux``'s ``.aux.params``) and optimizer state;
+    returns its state dict (with at least ``epoch`` >= 1 and ``iteration`` >= 0,
+    integers). Raises ValueError naming the file and what is wrong if any of its files
+    cannot be read or the JSON lacks those keys."""
     stem = json_path[:-len('.json')]
     try:
         with open(json_path) as f:
@@ -118,6 +122,8 @@ def load_checkpoint(json_path, net, trainer, ctx):
                 raise ValueError('%r must be an integer >= %d, got %r'
                                  % (key, least, state.get(key)))
         net.load_parameters(stem + '.params', ctx=ctx)
+        if aux is not None:
+            aux.load_parameters(stem + '.aux.params', ctx=ctx)
         trainer.load_states(stem + '.states')
     except (OSError, ValueError, AssertionError, MXNetError, EOFError,
             pickle.UnpicklingError) as err:
@@ -146,7 +152,7 @@ def load_settings(params_file):
 
 
 #: What a run leaves in its folder (``run_files``).
-_RUN_PATTERNS = ('epoch_*.json', 'epoch_*.params', 'epoch_*.states', 'final.params',
+_RUN_PATTERNS = ('epoch_*.json', 'epoch_*.params', 'epoch_*.states', 'final*.params',
                  'log.jsonl', 'curves.png')
 
 

@@ -20,6 +20,7 @@ from .heads import HEAD_BY_NUMBER, HEADS
 from .resnet import BACKBONE_LAYERS
 
 __all__ = ['head_name', 'backbone_name', 'positive_int', 'nonnegative_int', 'positive_float',
+           'nonnegative_float',
            'add_network_args', 'network_from_args', 'add_inference_args', 'add_device_args',
            'scales', 'run_command', 'UserError']
 
@@ -76,6 +77,8 @@ def _number(kind, test, what):
 positive_int = _number(int, lambda v: v > 0, 'an integer > 0')
 nonnegative_int = _number(int, lambda v: v >= 0, 'an integer >= 0')
 positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, 'a finite number > 0')
+nonnegative_float = _number(float, lambda v: math.isfinite(v) and v >= 0,
+                            'a finite number >= 0')
 
 
 def scales(text):

@@ -126,16 +126,18 @@ class ResNetV2Backbone(nn.HybridBlock):
     def hybrid_forward(self, F, x):
         return self.features(x)
 
-    def stages(self, F, x):
+    def stages(self, F, x, with_stage3=False):
         """``(low, high)``: stage 1's output (N, 256, ceil(H/4), ceil(W/4)), the
         low-level features of the DeepLabV3+ decoder, and the backbone's output as
-        ``hybrid_forward`` gives it, in one pass."""
-        low = None
+        ``hybrid_forward`` gives it, in one pass. With ``with_stage3``: ``(low, stage3,
+        high)``, stage 3's output (N, 1024, ceil(H/os'), ...) for the auxiliary head
+        (os' = 16 at output stride 16 and 32, 8 at 8)."""
+        found = {}
         for i, layer in enumerate(self.features):
             x = layer(x)
-            if i == 5:  # features[5] is stage 1
-                low = x
-        return low, x
+            if i in (5, 7):  # features[5] is stage 1, features[7] stage 3
+                found[i] = x
+        return (found[5], found[7], x) if with_stage3 else (found[5], x)
 
 
 def load_model_zoo_params(backbone, filename, ctx=None):

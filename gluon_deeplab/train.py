@@ -14,6 +14,7 @@ backward, SGD) -> ``validate`` (``evaluate.evaluate``: the confusion matrix) ->
 import argparse
 import contextlib
 import errno
+import functools
 import json
 import math
 import os
@@ -34,8 +35,9 @@ from tqdm import tqdm
 from .checkpoint import (atomic_write, atomic_write_text, latest_checkpoint, load_checkpoint,
                          load_settings, lock_run_folder, remove_temporary_files, run_files,
                          save_checkpoint, upgrade_settings)
-from .cli import (add_device_args, backbone_name, head_name, nonnegative_int, positive_float,
-                  positive_int, run_command)
+from .aux_head import AuxHead, WithAuxHead
+from .cli import (add_device_args, backbone_name, head_name, nonnegative_float, nonnegative_int,
+                  positive_float, positive_int, run_command)
 from .datasets import DATASETS, IGNORE_LABEL, get_dataset
 from .datasets.checks import check_overlap, drop_bad_samples
 from .deeplab import get_deeplab, initialize_network
@@ -44,6 +46,7 @@ from .devices import parse_contexts
 from .distributed import KVSTORES, Workers, parameter_checksum
 from .evaluate import evaluate
 from .loss import SoftmaxCrossEntropyLoss
+from .msc import DEFAULT_SCALES, MultiScaleInputs, check_scales
 from .plot import plot_curves
 from .precision import DTYPES, set_precision
 from .schedule import poly_lr
@@ -63,6 +66,17 @@ def multi_grid(text):
         raise argparse.ArgumentTypeError('expected positive integers separated by commas, '
                                          'got %r' % text)
     return rates
+
+
+def msc_scales(text):
+    try:
+        values = tuple(float(v) for v in text.split(','))
+    except ValueError:
+        values = ()
+    if not values or not all(0 < v <= 1 for v in values):
+        raise argparse.ArgumentTypeError('expected scales in (0, 1] separated by commas, got %r'
+                                         % text)
+    return values
 
 
 def parse_args(argv=None):
@@ -85,6 +99,13 @@ def parse_args(argv=None):
                    default='resnet50_v2',
                    help='resnet50_v2 or resnet101_v2 (resnet_v2_50 / _101 accepted)')
     g.add_argument('--output_stride', type=int, default=16, choices=(8, 16))
+    g.add_argument('--msc', type=msc_scales, nargs='?', const=DEFAULT_SCALES, default=None,
+                   help='DeepLab v2 multi-scale-input training: the network on the crop at '
+                        'these scales (default 1,0.75,0.5), logits fused by maximum, the loss '
+                        'summed over every scale and the fusion')
+    g.add_argument('--aux_weight', type=nonnegative_float, default=0.0,
+                   help='weight of the auxiliary FCN head on stage 3 (training only; 0.4 in '
+                        'GluonCV / mmsegmentation); 0: none')
     g.add_argument('--decoder_output_stride', type=int, default=None,
                    help='4: DeepLabV3+ (the decoder refines the head\'s features with the '
                         'backbone\'s stride-4 features); default: DeepLabV3')
@@ -148,6 +169,13 @@ def parse_args(argv=None):
         args.run_dir = os.path.join('runs', '%s_%s_os%d' % (args.dataset, args.head,
                                                            args.output_stride))
     args.data_dir = os.path.abspath(args.data_dir)  # evaluate finds it from any folder
+    if args.msc and args.aux_weight:
+        p.error('--msc and --aux_weight cannot be combined')
+    if args.msc:
+        try:
+            check_scales(args.msc, args.crop_size, args.output_stride)
+        except ValueError as err:
+            p.error(str(err))
     return args
 
 
@@ -166,14 +194,15 @@ def train_step(net, loss_fn, trainer, data, label, ctx, check_finite=True, worke
     With ``check_finite`` the global loss is read before the update, and
     ``NonFiniteLoss`` is raised, on every worker alike, instead of updating when it is
     NaN or infinite (gradients are computed, nothing is changed but BatchNorm's running
-    statistics).
+    statistics). A ``net`` with several outputs (``msc.MultiScaleInputs``,
+    ``aux_head.WithAuxHead``) is trained on ``weighted_loss``.
     """
     datas = gluon.utils.split_and_load(data, ctx, even_split=False)
     labels = gluon.utils.split_data(label, len(ctx), even_split=False)
     unit = float(label[0].size)  # the same on every worker: crops have one size
     counts = [float((part.asnumpy() != IGNORE_LABEL).sum()) / unit for part in labels]
     with autograd.record():
-        losses = [loss_fn(net(x), y.as_in_context(x.context)) * n
+        losses = [weighted_loss(net, loss_fn, net(x), y.as_in_context(x.context)) * n
                   for x, y, n in zip(datas, labels, counts)]
     autograd.backward(losses)
     totals = mx.nd.concat(mx.nd.array([sum(counts)], ctx=ctx[0]),
@@ -191,6 +220,14 @@ def train_step(net, loss_fn, trainer, data, label, ctx, check_finite=True, worke
             raise NonFiniteLoss('loss is %s' % value)
     trainer.step(count)
     return loss
+
+
+def weighted_loss(net, loss_fn, outputs, label):
+    """``loss_fn(outputs, label)``; for a tuple of outputs, the sum of each one's loss
+    times ``net.loss_weights``."""
+    if not isinstance(outputs, (list, tuple)):
+        return loss_fn(outputs, label)
+    return sum(w * loss_fn(o, label) for w, o in zip(net.loss_weights, outputs) if w)
 
 
 class TrainingStopped(RuntimeError):
@@ -369,6 +406,30 @@ def _load_all_but_classifier(net, path, ctx):
           % (path, ', '.join(fresh)))
 
 
+def training_network(args, net, ctx, num_classes):
+    """What the training steps run: ``(train_net, aux)``. ``net`` itself, or with
+    ``--msc`` ``msc.MultiScaleInputs(net)``, or with ``--aux_weight``
+    ``aux_head.WithAuxHead(net, aux)`` and the new ``aux`` head (initialised with
+    ``deeplab.INIT``, hybridized), whose parameters are checkpointed beside ``net``'s;
+    ``aux`` is None otherwise. Validation, ``final.params`` and export use ``net``."""
+    if args.msc:
+        train_net, aux = MultiScaleInputs(net, args.msc), None
+    elif args.aux_weight:
+        norm = functools.partial(nn.BatchNorm, use_global_stats=bool(args.freeze_batch_norm))
+        aux = AuxHead(num_classes, norm_layer=norm)
+        initialize_network(aux, ctx)
+        aux.collect_params('.*gamma|.*beta|.*bias').setattr('wd_mult', 0.0)
+        if args.freeze_batch_norm:
+            aux.collect_params('.*gamma|.*beta').setattr('grad_req', 'null')
+        train_net = WithAuxHead(net, aux, args.aux_weight)
+    else:
+        return net, None
+    train_net.hybridize(static_alloc=True)
+    with autograd.predict_mode():  # shapes of the new parameters
+        train_net(mx.nd.zeros((1, 3, 64, 64), ctx=ctx[0]))
+    return train_net, aux
+
+
 def make_trainer(args, net, workers):
     """SGD with momentum and weight decay (``--momentum``, ``--weight_decay``) over
     ``net``'s parameters, through ``workers``' kvstore."""
@@ -458,7 +519,8 @@ def claim_run_folder(args):
     return lock
 
 
-def resume_or_start(args, net, trainer, ctx, workers, max_iter, epochs, dataset=None):
+def resume_or_start(args, net, trainer, ctx, workers, max_iter, epochs, dataset=None,
+                    aux=None):
     """Where training starts: ``(first epoch, iteration, log records so far)``. With
     ``--resume`` (a run folder or a checkpoint ``.json``) the checkpoint's parameters and
     optimizer state are loaded into ``net`` and ``trainer``; otherwise (1, 0, []).
@@ -486,7 +548,7 @@ def resume_or_start(args, net, trainer, ctx, workers, max_iter, epochs, dataset=
     except (OSError, ValueError) as err:
         raise ValueError('cannot resume from checkpoint %s: %s' % (ckpt, err))
     check_same_network(saved, _settings(args, dataset), ckpt)
-    state = load_checkpoint(ckpt, net, trainer, ctx)
+    state = load_checkpoint(ckpt, net, trainer, ctx, aux)
     if state['iteration'] > max_iter or state['epoch'] > epochs:
         raise ValueError('cannot resume from checkpoint %s: it is at epoch %d, iteration %d, '
                          'past this run\'s end (%d epochs, %d iterations)'
@@ -557,16 +619,17 @@ def validate(net, val_set, ctx, workers=0, progress=True):
         return evaluate(net, loader, ctx, val_set.num_classes, progress=progress)
 
 
-def log_and_checkpoint(args, records, net, trainer, state):
+def log_and_checkpoint(args, records, net, trainer, state, aux=None):
     """Write the run folder after an epoch: ``log.jsonl`` (``records``, one JSON line
     per epoch), ``curves.png`` and the epoch's checkpoint (``state``: epoch, iteration,
-    ...). Raises TrainingStopped when a file cannot be written; the previous checkpoint
-    stays the newest complete one."""
+    ...; ``aux``: the auxiliary head's parameters, beside ``net``'s). Raises
+    TrainingStopped when a file cannot be written; the previous checkpoint stays the
+    newest complete one."""
     try:
         atomic_write_text(os.path.join(args.run_dir, 'log.jsonl'),
                           ''.join(json.dumps(r) + '\n' for r in records))
         plot_curves(records, os.path.join(args.run_dir, 'curves.png'))
-        save_checkpoint(args.run_dir, state['epoch'], net, trainer, state)
+        save_checkpoint(args.run_dir, state['epoch'], net, trainer, state, aux=aux)
     except OSError as err:
         raise TrainingStopped('phase %d epoch %d: %s' % (args.phase, state['epoch'], err))
 
@@ -633,12 +696,13 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
     root = workers.is_root
     say = print if root else (lambda *a, **k: None)
     net = build_network(args, ctx, train_set.num_classes)
+    train_net, aux = training_network(args, net, ctx, train_set.num_classes)
     if root:
-        _check_room(args.run_dir, net, ctx)
-    trainer = make_trainer(args, net, workers)
+        _check_room(args.run_dir, train_net, ctx)
+    trainer = make_trainer(args, train_net, workers)
     start_epoch, iteration, records = resume_or_start(args, net, trainer, ctx, workers,
-                                                      max_iter, epochs, train_set)
-    workers.start(trainer, net.collect_params().values())
+                                                      max_iter, epochs, train_set, aux)
+    workers.start(trainer, train_net.collect_params().values())
     for dataset in (train_set, val_set):
         say(dataset.describe())
     say('%s: %d train / %d val images, %d iterations/epoch, %d iterations, %d epochs, '
@@ -648,7 +712,9 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
            ' on each of %d workers' % workers.num_workers if workers.num_workers > 1 else ''),
         flush=True)
     loss_fn = SoftmaxCrossEntropyLoss()
-    running_stats = list(net.collect_params('.*running_mean|.*running_var').values())
+    running_stats = list(train_net.collect_params('.*running_mean|.*running_var').values())
+    # one map size per epoch, unless --msc feeds several: then every layer stays whole
+    plan_size = None if args.msc else (args.crop_size, args.crop_size)
 
     def lr_at(i):
         return poly_lr(args.initial_learning_rate, i, max_iter, args.lr_power)
@@ -667,11 +733,12 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
         bar = tqdm(total=min(iters_per_epoch, max_iter - iteration),
                    disable=args.no_progress or not root,
                    desc='phase %d epoch %d/%d' % (args.phase, epoch, epochs), leave=False)
-        net.plan((args.crop_size, args.crop_size), training=True,
-                 device_type=ctx[0].device_type)
+        if net.plan(plan_size, training=True, device_type=ctx[0].device_type) \
+                and train_net is not net:
+            train_net.hybridize(static_alloc=True)  # its graph holds net's layers too
         try:
             with stop_if_a_data_worker_dies(loader):
-                done = train_one_epoch(net, trainer, loss_fn,
+                done = train_one_epoch(train_net, trainer, loss_fn,
                                        _batches_with_ids(loader, batches, train_set, at), ctx,
                                        lr_at, iteration, max_iter, args.nan_policy, workers,
                                        bar, say, at)
@@ -710,7 +777,7 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
         log_and_checkpoint(args, records, net, trainer,
                            {'epoch': epoch, 'phase': args.phase, 'iteration': iteration,
                             'max_iter': max_iter, 'lr': done['lr'], 'seed': args.seed,
-                            'settings': _settings(args, train_set)})
+                            'settings': _settings(args, train_set)}, aux)
     final = os.path.join(args.run_dir, 'final.params')
     if root and (trained or not os.path.exists(final)):  # a finished run resumed: kept
         atomic_write(final, net.save_parameters)

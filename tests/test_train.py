@@ -657,3 +657,18 @@ def test_trains_voc_aug_from_the_folder_gluoncvs_script_leaves(tmp_path, capsys)
     assert 'train_aug' in out and '(SBD train' in out, out
     assert not list(root.rglob('train_aug*'))  # nothing written into the data
     assert json.loads((run / 'log.jsonl').read_text())['iteration'] == 1
+
+
+@pytest.mark.slow
+def test_aux_head_and_msc_train_checkpoint_and_resume(tmp_path, capsys):
+    run = tmp_path / 'aux'
+    assert main(_tiny(run, '--train_epochs', '1', '--aux_weight', '0.4',
+                      '--decoder_output_stride', '4')) == 0
+    assert (run / 'epoch_0001.aux.params').is_file()
+    assert not [k for k in mx.nd.load(str(run / 'final.params')) if k.startswith('aux')]
+    assert main(_tiny(run, '--train_epochs', '2', '--aux_weight', '0.4',
+                      '--decoder_output_stride', '4', '--resume', str(run))) == 0
+    assert sorted(f for f in os.listdir(run) if f.endswith('.aux.params')) == [
+        'epoch_0001.aux.params', 'epoch_0002.aux.params']
+    assert main(_tiny(tmp_path / 'msc', '--max_iter', '2', '--msc')) == 0
+    assert 'phase 1 epoch 1/1 iter 2' in capsys.readouterr().out

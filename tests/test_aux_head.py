@@ -1,0 +1,37 @@
+"""The auxiliary FCN head: training only, on stage 3, weighted into the loss."""
+import mxnet as mx
+import numpy as np
+from mxnet import autograd
+
+from gluon_deeplab import get_deeplab
+from gluon_deeplab.aux_head import AuxHead, WithAuxHead
+from gluon_deeplab.loss import SoftmaxCrossEntropyLoss
+from gluon_deeplab.mxnet_private import structural_params
+from gluon_deeplab.train import weighted_loss
+
+
+def test_aux_head_reads_stage_3_and_is_weighted_into_the_loss_only():
+    mx.random.seed(0)
+    net = get_deeplab('aspp', 16, num_classes=4)
+    net.initialize(mx.init.Xavier())
+    aux = AuxHead(4, channels=8)
+    aux.initialize(mx.init.Xavier())
+    both = WithAuxHead(net, aux, aux_weight=0.4)
+    x = mx.nd.random.normal(shape=(1, 3, 65, 47))
+    label = mx.nd.array(np.random.default_rng(0).integers(0, 4, size=(1, 65, 47)))
+    with autograd.predict_mode():
+        logits, aux_logits = both(x)
+        assert np.abs(logits.asnumpy() - net(x).asnumpy()).max() < 1e-5  # the same network
+        stage3 = net.backbone.features[:8](x)  # the model zoo's stages 1-3
+        assert stage3.shape == (1, 1024, 5, 3)
+        want = mx.nd.contrib.BilinearResize2D(aux(stage3), height=65, width=47,
+                                              align_corners=True)
+        assert np.abs(aux_logits.asnumpy() - want.asnumpy()).max() < 1e-5
+        loss_fn = SoftmaxCrossEntropyLoss()
+        total = weighted_loss(both, loss_fn, (logits, aux_logits), label)
+        expected = loss_fn(logits, label) + 0.4 * loss_fn(aux_logits, label)
+        assert abs(float(total.asscalar()) - float(expected.asscalar())) < 1e-6
+    # evaluation and export use net, which holds none of the auxiliary parameters
+    assert not [k for k in structural_params(net) if 'aux' in k]
+    assert set(structural_params(both)) == {'net.' + k for k in structural_params(net)} | {
+        'aux.' + k for k in structural_params(aux)}
