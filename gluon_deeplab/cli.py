@@ -15,9 +15,8 @@ from mxnet.base import MXNetError
 
 from .checkpoint import load_settings
 from .datasets import DATASETS
-from .deeplab import get_deeplab
+from .deeplab import BACKBONES, get_deeplab
 from .heads import HEAD_BY_NUMBER, HEADS
-from .resnet import BACKBONE_LAYERS
 
 __all__ = ['head_name', 'backbone_name', 'positive_int', 'nonnegative_int', 'positive_float',
            'nonnegative_float',
@@ -25,7 +24,8 @@ __all__ = ['head_name', 'backbone_name', 'positive_int', 'nonnegative_int', 'pos
            'scales', 'run_command', 'UserError']
 
 #: Backbone names of the original scripts -> ours.
-BACKBONE_ALIASES = {'resnet_v2_50': 'resnet50_v2', 'resnet_v2_101': 'resnet101_v2'}
+BACKBONE_ALIASES = {'resnet_v2_50': 'resnet50_v2', 'resnet_v2_101': 'resnet101_v2',
+                    'xception_65': 'xception65'}
 
 #: What a network needs beyond its parameters, with defaults where a bare .params file
 #: (no training settings beside it) leaves them open; None: the user must say.
@@ -52,12 +52,13 @@ def head_name(text):
 
 
 def backbone_name(text):
-    """``--backbone`` / ``--base_architecture``: ``resnet50_v2``, ``resnet101_v2`` (or the
-    original scripts' ``resnet_v2_50`` / ``resnet_v2_101``)."""
+    """``--backbone`` / ``--base_architecture``: ``resnet50_v2``, ``resnet101_v2``,
+    ``xception65`` (or the original scripts' ``resnet_v2_50`` / ``resnet_v2_101``, and TF
+    deeplab's ``xception_65``)."""
     name = BACKBONE_ALIASES.get(text, text)
-    if name not in BACKBONE_LAYERS:
+    if name not in BACKBONES:
         raise argparse.ArgumentTypeError('expected one of %s, got %r'
-                                         % (', '.join(sorted(BACKBONE_LAYERS)), text))
+                                         % (', '.join(sorted(BACKBONES)), text))
     return name
 
 

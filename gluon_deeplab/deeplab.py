@@ -9,14 +9,26 @@ from .atrous import AtrousConv2D
 from .decoder import DECODER_OUTPUT_STRIDES, Decoder
 from .heads import HEADS
 from .registry import lookup
-from .resnet import ResNetV2Backbone, load_model_zoo_params
+from .resnet import ResNetV2Backbone
+from .xception import Xception65Backbone
 
-__all__ = ['DeepLabV3', 'FixedSizeOutput', 'get_deeplab', 'initialize_network', 'INIT']
+__all__ = ['DeepLabV3', 'FixedSizeOutput', 'get_deeplab', 'initialize_network', 'INIT',
+           'BACKBONES']
 
 #: The one initialisation of every parameter not loaded from a file: He-normal
 #: (He et al. 2015, "Delving Deep into Rectifiers", Sec. 2.2: Gaussian, variance 2 / fan-in)
 #: for convolution weights, zeros for biases, and BatchNorm's own ones/zeros.
 INIT = mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2)
+
+
+#: Backbone name -> factory(output_stride, multi_grid, norm_layer). Each backbone has
+#: ``output_stride``, ``backbone_name``, ``stages(F, x[, with_stage3])``,
+#: ``low_level_stride`` and ``load_model_zoo_params(filename, ctx)``.
+BACKBONES = {
+    'resnet50_v2': lambda os_, grid, norm: ResNetV2Backbone('resnet50_v2', os_, grid, norm),
+    'resnet101_v2': lambda os_, grid, norm: ResNetV2Backbone('resnet101_v2', os_, grid, norm),
+    'xception65': lambda os_, grid, norm: Xception65Backbone(os_, norm),  # no multi-grid
+}
 
 
 class DeepLabV3(nn.HybridBlock):
@@ -135,12 +147,15 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
     num_classes : int
         Classes predicted (21 for PASCAL VOC, 11 for CamVid).
     backbone : str
-        ``'resnet50_v2'`` or ``'resnet101_v2'``.
+        ``'resnet50_v2'``, ``'resnet101_v2'`` or ``'xception65'`` (the aligned
+        Xception-65 of DeepLabV3+ Sec. 3.2; ``multi_grid`` does not apply to it); a key of
+        ``BACKBONES``.
     backbone_params : str or None
-        Path to a Gluon model-zoo ``resnet*_v2`` ``.params`` file (ImageNet weights) to
-        load into the backbone; the rest is then initialised with ``INIT``. None leaves
-        the whole network uninitialised (``initialize_network``). ``pretrained_base`` is
-        an older name for it.
+        Path to the ImageNet parameter file of the backbone's classification network (the
+        Gluon model zoo's ``resnet*_v2``, GluonCV's ``xception``) to load into the
+        backbone; the rest is then initialised with ``INIT``. None leaves the whole
+        network uninitialised (``initialize_network``). ``pretrained_base`` is an older
+        name for it.
     freeze_batch_norm : bool
         Every BatchNorm uses its running statistics (``use_global_stats``); the trainer
         also stops updating gamma/beta.
@@ -160,7 +175,7 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
     Returns a ``DeepLabV3`` mapping (N, 3, H, W) float32 to (N, num_classes, H, W)
     float32 logits. Raises ValueError for an unknown head or backbone (listing the
     valid names), an output stride or decoder output stride the backbone cannot give,
-    and what ``load_model_zoo_params`` raises.
+    and what the backbone's ``load_model_zoo_params`` raises.
     """
     head_cls = lookup(HEADS, head, 'head')
     rates = head_cls.rates_for(output_stride)  # checks the output stride
@@ -168,7 +183,7 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
         norm_layer = functools.partial(nn.BatchNorm, use_global_stats=True)
     else:
         norm_layer = functools.partial(norm_layer, **(norm_kwargs or {}))
-    body = ResNetV2Backbone(backbone, output_stride, multi_grid, norm_layer=norm_layer)
+    body = lookup(BACKBONES, backbone, 'backbone')(output_stride, multi_grid, norm_layer)
     decoder = None
     if decoder_output_stride is not None:
         if decoder_output_stride not in DECODER_OUTPUT_STRIDES \
@@ -181,7 +196,7 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
                                    norm_layer=norm_layer, **head_kwargs), decoder)
     backbone_params = backbone_params or pretrained_base
     if backbone_params is not None:
-        load_model_zoo_params(net.backbone, backbone_params, ctx or [mx.cpu()])
+        net.backbone.load_model_zoo_params(backbone_params, ctx or [mx.cpu()])
         for part in (net.head, net.decoder):
             if part is not None:
                 initialize_network(part, ctx)

@@ -7,13 +7,10 @@ stages to reach output stride 16 or 8 (Chen et al. 2017, "Rethinking Atrous Conv
 for Semantic Image Segmentation", Sec. 3.2), with multi-grid unit rates in stage 4
 (Sec. 3.2, "Multi-grid Method").
 """
-import os
-
-import mxnet as mx
 from mxnet.gluon import nn
 
-from .mxnet_private import load_into, structural_params
 from .registry import lookup
+from .zoo import load_zoo_file
 
 __all__ = ['ResNetV2Backbone', 'BACKBONE_LAYERS', 'stage_rates', 'load_model_zoo_params']
 
@@ -120,6 +117,10 @@ class ResNetV2Backbone(nn.HybridBlock):
             self.features.add(norm_layer())
             self.features.add(nn.Activation('relu'))
 
+    def load_model_zoo_params(self, filename, ctx=None):
+        """``load_model_zoo_params(self, filename, ctx)``."""
+        load_model_zoo_params(self, filename, ctx)
+
     #: Stride and channels of ``stages``' low-level features (stage 1's output).
     low_level_stride, low_level_channels, out_channels = 4, 256, 2048
 
@@ -150,31 +151,4 @@ def load_model_zoo_params(backbone, filename, ctx=None):
     Raises FileNotFoundError if the file is missing, ValueError naming the file and the
     first missing, surplus or mis-shaped parameters if it does not fit the backbone.
     """
-    if not os.path.isfile(filename):
-        raise FileNotFoundError('pre-trained parameter file not found: %s' % filename)
-    try:
-        loaded = mx.nd.load(filename)
-    except mx.base.MXNetError as err:
-        raise ValueError('%s is not an MXNet parameter file: %s'
-                         % (filename, str(err).splitlines()[0]))
-    if not isinstance(loaded, dict):
-        raise ValueError('%s holds an unnamed array list, expected named parameters'
-                         % filename)
-    loaded = {k.split(':', 1)[-1]: v for k, v in loaded.items()}  # 'arg:'/'aux:' prefixes
-    params = structural_params(backbone)
-    missing = sorted(set(params) - set(loaded))
-    extra = sorted(k for k in set(loaded) - set(params) if not k.startswith('output.'))
-    wrong = ['%s: file %s, backbone %s' % (k, loaded[k].shape, params[k].shape)
-             for k in sorted(set(params) & set(loaded))
-             if params[k].shape and 0 not in params[k].shape
-             and loaded[k].shape != params[k].shape]
-    if missing or extra or wrong:
-        problems = ['%d %s (%s)' % (len(names), what, '; '.join(names[:3]))
-                    for what, names in (('missing', missing), ('unexpected', extra),
-                                        ('mis-shaped', wrong)) if names]
-        raise ValueError('%s does not fit the %d-parameter %s backbone (expected a Gluon '
-                         'model-zoo file of the same network): %s'
-                         % (filename, len(params), backbone.backbone_name, ', '.join(problems)))
-    ctx = ctx or [mx.cpu()]
-    for key, param in params.items():
-        load_into(param, loaded[key], ctx)
+    load_zoo_file(backbone, filename, ctx, classifier_prefix='output.')

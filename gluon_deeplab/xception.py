@@ -20,13 +20,10 @@ differs from the paper and the TF model:
 - the decoder's low-level features are that ReLU's output (128 channels), where TF
   takes entry block 2's second separable convolution (256 channels, also stride 4).
 """
-import os
-
-import mxnet as mx
 from mxnet.gluon import nn
 
-from .mxnet_private import load_into, structural_params
 from .registry import lookup
+from .zoo import load_zoo_file
 
 __all__ = ['Xception65Backbone', 'ATROUS_SETTINGS']
 
@@ -162,9 +159,12 @@ class Xception65Backbone(nn.HybridBlock):
             self.conv5 = _SeparableConv(1536, 2048, 1, exit2_rate, norm_layer=norm_layer)
             self.bn5 = norm_layer(in_channels=2048)
 
-    def stages(self, F, x):
+    def stages(self, F, x, with_stage3=False):
         """``(low_level, high_level)`` for input (N, 3, H, W) float32 (``F`` is
-        ``mx.nd`` or ``mx.sym``, from the caller's ``hybrid_forward``).
+        ``mx.nd`` or ``mx.sym``, from the caller's ``hybrid_forward``); with
+        ``with_stage3``, ``(low_level, middle, high_level)``: the middle flow's output
+        (N, 728, ceil(H / os), ceil(W / os)), GluonCV's ``mid_level_feat``, for the
+        auxiliary head.
 
         ``low_level``: (N, 128, ceil(H / 4), ceil(W / 4)) float32, entry block 1's output
         after a ReLU (GluonCV's ``low_level_feat``, the decoder's ``c1``).
@@ -174,12 +174,12 @@ class Xception65Backbone(nn.HybridBlock):
         x = relu(self.bn1(self.conv1(x)))
         x = relu(self.bn2(self.conv2(x)))
         low_level = relu(self.block1(x))
-        x = self.midflow(self.block3(self.block2(low_level)))
-        x = relu(self.block20(x))
+        middle = self.midflow(self.block3(self.block2(low_level)))
+        x = relu(self.block20(middle))
         for conv, norm in ((self.conv3, self.bn3), (self.conv4, self.bn4),
                            (self.conv5, self.bn5)):
             x = relu(norm(conv(x)))
-        return low_level, x
+        return (low_level, middle, x) if with_stage3 else (low_level, x)
 
     def hybrid_forward(self, F, x):
         return self.stages(F, x)[1]
@@ -198,35 +198,5 @@ class Xception65Backbone(nn.HybridBlock):
         the first missing, surplus or mis-shaped parameters if it does not fit the
         backbone (e.g. a ResNet file).
         """
-        if not os.path.isfile(filename):
-            raise FileNotFoundError('pre-trained parameter file not found: %s' % filename)
-        try:
-            loaded = mx.nd.load(filename)
-        except mx.base.MXNetError as err:
-            raise ValueError('%s is not an MXNet parameter file: %s'
-                             % (filename, str(err).splitlines()[0]))
-        if not isinstance(loaded, dict):
-            raise ValueError('%s holds an unnamed array list, expected named parameters'
-                             % filename)
-        loaded = {k.split(':', 1)[-1]: v for k, v in loaded.items()}  # 'arg:'/'aux:'
-        params = structural_params(self)
-        missing = sorted(set(params) - set(loaded))
-        extra = sorted(k for k in set(loaded) - set(params) if not k.startswith('fc.'))
-        wrong = ['%s: file %s, backbone %s' % (k, loaded[k].shape, params[k].shape)
-                 for k in sorted(set(params) & set(loaded))
-                 if params[k].shape and 0 not in params[k].shape
-                 and loaded[k].shape != params[k].shape]
-        if missing or extra or wrong:
-            problems = ['%d %s (%s)' % (len(names), what, '; '.join(names[:3]))
-                        for what, names in (('missing', missing), ('unexpected', extra),
-                                            ('mis-shaped', wrong)) if names]
-            raise ValueError('%s does not fit the %d-parameter %s backbone (expected a '
-                             'GluonCV model-zoo xception file): %s'
-                             % (filename, len(params), self.backbone_name,
-                                ', '.join(problems)))
-        if ctx is None:
-            ctx = [mx.cpu()]
-        elif isinstance(ctx, mx.Context):
-            ctx = [ctx]
-        for key, param in params.items():
-            load_into(param, loaded[key], ctx)
+        load_zoo_file(self, filename, ctx, classifier_prefix='fc.',
+                      expected='a GluonCV model-zoo xception file')

@@ -58,10 +58,16 @@ def test_decoder_is_the_papers_computation():
     assert max_abs_diff(got, want) < 1e-5
 
 
-@pytest.mark.parametrize('head', ['aspp', 'vortex', 'vortex_a'])
-@pytest.mark.parametrize('stride', [16, 8])
-def test_every_head_with_the_decoder_at_odd_sizes_hybridized(head, stride):
-    net = get_deeplab(head, stride, num_classes=4, decoder_output_stride=4)
+_COMBINATIONS = ([(h, b, 16, d) for h in ('aspp', 'vortex', 'vortex_a')
+                  for b in ('resnet50_v2', 'xception65') for d in (None, 4)]
+                 + [('vortex', b, 8, d) for b in ('resnet50_v2', 'xception65') for d in (None, 4)])
+
+
+@pytest.mark.parametrize('head,backbone,stride,decoder', _COMBINATIONS)
+def test_every_head_backbone_and_decoder_at_odd_sizes_hybridized(head, backbone, stride,
+                                                                  decoder):
+    net = get_deeplab(head, stride, num_classes=4, backbone=backbone,
+                      decoder_output_stride=decoder)
     net.initialize(mx.init.Xavier())
     inputs = [mx.nd.random.normal(shape=(1, 3, 97, 131)), mx.nd.random.normal(shape=(2, 3, 64, 40))]
     eager = [net(x) for x in inputs]
@@ -71,8 +77,11 @@ def test_every_head_with_the_decoder_at_odd_sizes_hybridized(head, stride):
         assert out.shape == (x.shape[0], 4) + x.shape[2:]
         assert max_abs_diff(out, ref) < 1e-4
     names = list(net._collect_params_with_prefix())
-    assert not [n for n in names if n.startswith('head.classifier')]  # the decoder's instead
-    assert 'decoder.classifier.weight' in names and 'decoder.reduce.0.weight' in names
+    if decoder:
+        assert not [n for n in names if n.startswith('head.classifier')]  # the decoder's
+        assert 'decoder.classifier.weight' in names and 'decoder.reduce.0.weight' in names
+    else:
+        assert 'head.classifier.weight' in names and not [n for n in names if 'decoder' in n]
 
 
 def test_export_round_trip_with_the_decoder(tmp_path):
@@ -110,7 +119,10 @@ def test_checkpoints_without_a_decoder_still_load_and_the_two_are_told_apart(tmp
     check_same_network(old, dict(old, decoder_output_stride=None), 'x')
 
 
-def test_a_decoder_stride_the_backbone_cannot_give_is_named():
+def test_bad_settings_name_what_is_valid():
     with pytest.raises(ValueError, match=r'decoder_output_stride must be 4 \(the stride of the '
                                          r'resnet50_v2 low-level features\), got 8'):
         get_deeplab('aspp', 16, decoder_output_stride=8)
+    with pytest.raises(ValueError, match=r"unknown backbone 'xception71'; valid names: "
+                                         r"resnet101_v2, resnet50_v2, xception65"):
+        get_deeplab('aspp', 16, backbone='xception71')
