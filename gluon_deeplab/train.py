@@ -47,6 +47,7 @@ from .distributed import KVSTORES, Workers, parameter_checksum
 from .evaluate import evaluate
 from .loss import SoftmaxCrossEntropyLoss
 from .msc import DEFAULT_SCALES, MultiScaleInputs, check_scales
+from .precise_bn import recompute_batch_norm_statistics
 from .plot import plot_curves
 from .precision import DTYPES, set_precision
 from .schedule import poly_lr
@@ -122,6 +123,10 @@ def parse_args(argv=None):
     g = p.add_argument_group('optimisation')
     g.add_argument('--freeze_batch_norm', type=int, default=0, choices=(0, 1),
                    help='1: BatchNorm uses running statistics and gamma/beta are not updated')
+    g.add_argument('--precise_bn', type=nonnegative_int, default=0, metavar='N',
+                   help='recompute BatchNorm running statistics over N training batches with '
+                        'the current weights before each validation and, with BatchNorm '
+                        'frozen, before training starts (precise BN); 0: off')
     g.add_argument('--syncbn', action='store_true',
                    help='BatchNorm statistics over the whole batch of all devices of this '
                         'machine (SyncBatchNorm) instead of each device\'s share')
@@ -406,6 +411,35 @@ def _load_all_but_classifier(net, path, ctx):
           % (path, ', '.join(fresh)))
 
 
+def precise_statistics(args, net, train_set, ctx, epoch, workers=0):
+    """``--precise_bn``: recompute ``net``'s BatchNorm running statistics
+    (``precise_bn.recompute_batch_norm_statistics``) over the first ``--precise_bn``
+    training batches of an order drawn for ``epoch`` (training transform). With
+    BatchNorm frozen in ``net``, a twin with trainable BatchNorm and ``net``'s weights
+    computes them and they are copied into ``net``. Returns the number of batches."""
+    body = net
+    if args.freeze_batch_norm:
+        body = get_deeplab(args.head, args.output_stride, train_set.num_classes,
+                           args.backbone, multi_grid=args.multi_grid,
+                           decoder_output_stride=args.decoder_output_stride)
+        initialize_network(body, ctx)
+        body(mx.nd.zeros((1, 3, 32, 32), ctx=ctx[0]))
+        mine = structural_params(net)
+        for name, param in structural_params(body).items():
+            param.set_data(mine[name].data(ctx[0]))
+        body.hybridize(static_alloc=True)
+    loader, _ = epoch_batches(train_set, args.batch_size, True, workers, epoch, args.seed + 1)
+    batches = (batch for _, batch in zip(range(args.precise_bn), loader))
+    with stop_if_a_data_worker_dies(loader):
+        count = recompute_batch_norm_statistics(body, batches, ctx)
+    if body is not net:
+        mine = structural_params(net)
+        for name, param in structural_params(body).items():
+            if name.endswith(('running_mean', 'running_var')):
+                mine[name].set_data(param.data(ctx[0]))
+    return count
+
+
 def training_network(args, net, ctx, num_classes):
     """What the training steps run: ``(train_net, aux)``. ``net`` itself, or with
     ``--msc`` ``msc.MultiScaleInputs(net)``, or with ``--aux_weight``
@@ -675,6 +709,9 @@ def fit(args, ctx=None, workers=None):
     if iters_per_epoch == 0:
         raise ValueError('batch_size %d exceeds the %d training images'
                          % (args.batch_size, len(train_set)))
+    if args.precise_bn > iters_per_epoch:
+        raise ValueError('--precise_bn %d is more batches than the training set has (%d '
+                         'batches of %d images)' % (args.precise_bn, iters_per_epoch, args.batch_size))
     if args.batch_size < workers.num_workers * len(ctx):
         raise ValueError('batch_size %d (global) is smaller than the %d devices of %d '
                          'workers: every device needs at least one image'
@@ -719,6 +756,9 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
     def lr_at(i):
         return poly_lr(args.initial_learning_rate, i, max_iter, args.lr_power)
 
+    if args.precise_bn and args.freeze_batch_norm and start_epoch == 1 and root:
+        say('precise BN: running statistics from %d batches before training (BatchNorm '
+            'frozen)' % precise_statistics(args, net, train_set, ctx, 0, args.workers))
     trained = False
     for epoch in range(start_epoch, epochs + 1):
         if iteration >= max_iter:
@@ -759,6 +799,8 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
         if not root:
             continue
         try:
+            if args.precise_bn and not args.freeze_batch_norm:
+                precise_statistics(args, net, train_set, ctx, epoch, args.workers)
             metric = validate(net, val_set, ctx, args.workers, progress=not args.no_progress)
         except DataWorkerDied as err:
             raise TrainingStopped('%s(validation) %s\nstopped; the last complete checkpoint '

@@ -11,6 +11,9 @@
 #     BATCH_SIZE=4 BATCH_SIZE2=4 GPUS= sh scripts/train.sh --head vortex
 # An interrupted run continues with --resume RUN_DIR (or RUN_DIR/phase1, RUN_DIR/phase2):
 # a finished phase is skipped, an interrupted one resumed, the rest run.
+# DeepLabV3+ (Chen et al. 2018, Sec. 4: train at output stride 16, evaluate at 8):
+#   ITERS2=0 sh scripts/train.sh --decoder_output_stride 4 [--backbone xception65]
+# ITERS2=0 skips phase 2 and evaluates phase 1 at output stride 8.
 set -eu
 
 DATASET=${DATASET:-voc_aug}
@@ -72,9 +75,14 @@ run_phase() {
 
 run_phase 1 16 0 "$BATCH_SIZE" "$LR1" "$ITERS1" "BatchNorm trained" \
   ${PRETRAINED:+--pre_trained_model "$PRETRAINED"} "$@"
-run_phase 2 8 1 "$BATCH_SIZE2" "$LR2" "$ITERS2" "BatchNorm frozen" \
-  --init_checkpoint "$RUN_DIR/phase1/final.params" "$@"
+last=phase2
+if [ "$ITERS2" -gt 0 ]; then
+  run_phase 2 8 1 "$BATCH_SIZE2" "$LR2" "$ITERS2" "BatchNorm frozen" \
+    --init_checkpoint "$RUN_DIR/phase1/final.params" "$@"
+else
+  last=phase1
+fi
 
-echo "== evaluation of $RUN_DIR/phase2/final.params at output stride 8"
-$PYTHON -m gluon_deeplab.evaluate --checkpoint "$RUN_DIR/phase2/final.params" \
-  --gpus="$GPUS" --workers "$WORKERS" --no_progress
+echo "== evaluation of $RUN_DIR/$last/final.params at output stride 8"
+$PYTHON -m gluon_deeplab.evaluate --checkpoint "$RUN_DIR/$last/final.params" \
+  --output_stride 8 --gpus="$GPUS" --workers "$WORKERS" --no_progress

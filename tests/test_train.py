@@ -672,3 +672,21 @@ def test_aux_head_and_msc_train_checkpoint_and_resume(tmp_path, capsys):
         'epoch_0001.aux.params', 'epoch_0002.aux.params']
     assert main(_tiny(tmp_path / 'msc', '--max_iter', '2', '--msc')) == 0
     assert 'phase 1 epoch 1/1 iter 2' in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_precise_bn_before_a_frozen_phase_and_before_validation(tmp_path, capsys):
+    phase1 = tmp_path / 'p1'
+    assert main(_tiny(phase1, '--max_iter', '2', '--precise_bn', '2')) == 0
+    phase2 = _tiny(tmp_path / 'p2', '--max_iter', '1', '--output_stride', '8',
+                   '--freeze_batch_norm', '1', '--init_checkpoint', str(phase1 / 'final.params'))
+    assert main(phase2 + ['--precise_bn', '2']) == 0
+    out = capsys.readouterr().out
+    assert 'precise BN: running statistics from 2 batches before training' in out
+    before = mx.nd.load(str(phase1 / 'final.params'))
+    after = mx.nd.load(str(tmp_path / 'p2' / 'final.params'))
+    stats = [k for k in before if k.endswith('running_var')]
+    assert any(max_abs_diff(before[k], after[k]) > 0 for k in stats)  # recomputed
+    assert main(phase2[:-6] + ['--run_dir', str(tmp_path / 'p3'), '--precise_bn', '7']) == 2
+    assert 'error: --precise_bn 7 is more batches than the training set has (6 batches of 4 images)' \
+        in capsys.readouterr().err
