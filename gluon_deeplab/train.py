@@ -711,7 +711,8 @@ def fit(args, ctx=None, workers=None):
                          % (args.batch_size, len(train_set)))
     if args.precise_bn > iters_per_epoch:
         raise ValueError('--precise_bn %d is more batches than the training set has (%d '
-                         'batches of %d images)' % (args.precise_bn, iters_per_epoch, args.batch_size))
+                         'batches of %d images)'
+                         % (args.precise_bn, iters_per_epoch, args.batch_size))
     if args.batch_size < workers.num_workers * len(ctx):
         raise ValueError('batch_size %d (global) is smaller than the %d devices of %d '
                          'workers: every device needs at least one image'
