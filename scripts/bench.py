@@ -5,7 +5,9 @@
     python scripts/bench.py --gpus 0 --dtype float16                   # on a GPU
     python scripts/bench.py --eval_data ../shared/data/camvid          # + one CamVid val pass
 
-Rows: our ASPP, Vortex (Module B) and Module A at output stride 16 and 8, and
+Rows: our ASPP, Vortex (Module B) and Module A at output stride 16 and 8, DeepLabV3+
+(the decoder, ``+dec``) with ASPP and Vortex, the Xception-65 backbone (``@xception65``),
+and
 ``gluoncv.model_zoo.deeplabv3.DeepLabV3`` (ResNet50, dilated to output stride 8, no
 auxiliary head) at the same input and batch size, all randomly initialised. Per row:
 training step (forward + backward + SGD update) and inference images/s, median over
@@ -96,6 +98,18 @@ def gluoncv_deeplab(size):
     from gluoncv.model_zoo.deeplabv3 import DeepLabV3
     return DeepLabV3(NUM_CLASSES, backbone='resnet50', aux=False, pretrained_base=False,
                      crop_size=size)
+
+
+def our_network(row):
+    """``(network, table name)`` of a row ``<head><output stride>[+dec][@<backbone>]``."""
+    spec, _, backbone = row.partition('@')
+    spec, plus, _ = spec.partition('+dec')
+    head = spec.rstrip('0123456789')
+    stride = int(spec[len(head):])
+    net = get_deeplab(head, stride, NUM_CLASSES, backbone=backbone or 'resnet50_v2',
+                      decoder_output_stride=4 if plus else None)
+    return net, 'ours %s OS %d%s%s' % (head, stride, ' + V3+ decoder' if plus else '',
+                                       ', %s' % backbone if backbone else '')
 
 
 def bench_network(net, args, ctx):
@@ -218,9 +232,12 @@ def main(argv=None):
                    help='mixed precision through mxnet.contrib.amp (float16: GPU only)')
     p.add_argument('--warmup', type=int, default=2)
     p.add_argument('--iters', type=int, default=5)
-    p.add_argument('--rows', default='aspp16,vortex16,vortex_a16,aspp8,vortex8,gluoncv',
-                   help='comma-separated rows: <head><output stride> or gluoncv; empty: '
-                        'only the pools and atrous tables')
+    p.add_argument('--rows', default='aspp16,vortex16,vortex_a16,aspp8,vortex8,aspp16+dec,'
+                                     'vortex16+dec,aspp16@xception65,vortex16+dec@xception65,'
+                                     'gluoncv',
+                   help='comma-separated rows: <head><output stride>[+dec][@<backbone>] '
+                        '(+dec: the DeepLabV3+ decoder) or gluoncv; empty: only the pools '
+                        'and atrous tables')
     p.add_argument('--eval_data', default=None, help='CamVid root: also time one val pass')
     p.add_argument('--eval_stride', type=int, default=16, choices=(8, 16))
     p.add_argument('--workers', type=int, default=2, help='DataLoader workers (eval pass)')
@@ -236,8 +253,7 @@ def main(argv=None):
         if row == 'gluoncv':
             net, name = gluoncv_deeplab(args.size), 'GluonCV DeepLabV3 (OS 8)'
         else:
-            head, stride = row.rstrip('0123456789'), int(row[len(row.rstrip('0123456789')):])
-            net, name = get_deeplab(head, stride, NUM_CLASSES), 'ours %s OS %d' % (head, stride)
+            net, name = our_network(row)
         results['rows'].append(dict(bench_network(net, args, ctx), row=row, name=name))
         print('measured %s' % name, file=sys.stderr, flush=True)
     ref = {r['row']: r for r in results['rows']}.get('gluoncv')

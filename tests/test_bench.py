@@ -11,11 +11,12 @@ from gluon_deeplab.box_pool import POOLINGS  # noqa: E402
 
 def test_bench_writes_every_table(tmp_path, capsys):
     out = tmp_path / 'bench.json'
-    assert bench.main(['--size', '48', '--rows', 'aspp16', '--iters', '1', '--warmup', '0',
-                       '--json', str(out)]) == 0
+    assert bench.main(['--size', '48', '--rows', 'aspp16,vortex8+dec@xception65', '--iters',
+                       '1', '--warmup', '0', '--json', str(out)]) == 0
     results = json.loads(out.read_text())
-    [row] = results['rows']
+    row, v3p = results['rows']
     assert row['row'] == 'aspp16' and row['train_img_s'] > 0 and row['infer_img_s'] > 0
+    assert v3p['name'] == 'ours vortex OS 8 + V3+ decoder, xception65' and v3p['params_m'] > 30
     assert {(r['map'], r['pooling']) for r in results['pools']} == {
         (m, p) for m in (3, 6) for p in POOLINGS}
     # size 48: 3x3 maps at output stride 16, 6x6 at 8. Every rate >= 3 on a 3-pixel map
@@ -26,4 +27,5 @@ def test_bench_writes_every_table(tmp_path, capsys):
                     **{(6, r): 'taps' for r in (9, 12, 24, 27, 36)}, (6, 3): 'whole'}
     assert {r['live_share'] for r in results['atrous'] if (r['map'], r['rate']) == (6, 3)} \
         == {(12 / 18) ** 2}
-    assert '| ours aspp OS 16 |' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert '| ours aspp OS 16 |' in out and '| ours vortex OS 8 + V3+ decoder, xception65 |' in out
