@@ -66,6 +66,7 @@ _COMBINATIONS = ([(h, b, 16, d) for h in ('aspp', 'vortex', 'vortex_a')
 @pytest.mark.parametrize('head,backbone,stride,decoder', _COMBINATIONS)
 def test_every_head_backbone_and_decoder_at_odd_sizes_hybridized(head, backbone, stride,
                                                                   decoder):
+    """Hybridized at two sizes in one process, equal to the imperative network."""
     net = get_deeplab(head, stride, num_classes=4, backbone=backbone,
                       decoder_output_stride=decoder)
     net.initialize(mx.init.Xavier())
@@ -75,6 +76,7 @@ def test_every_head_backbone_and_decoder_at_odd_sizes_hybridized(head, backbone,
     for x, ref in zip(inputs, eager):
         out = net(x)
         assert out.shape == (x.shape[0], 4) + x.shape[2:]
+        assert out.dtype == np.float32
         assert max_abs_diff(out, ref) < 1e-4
     names = list(net._collect_params_with_prefix())
     if decoder:
