@@ -12,8 +12,8 @@ from .atrous import AtrousConv2D
 from .box_pool import POOLINGS
 from .registry import lookup
 
-__all__ = ['conv_bn_relu', 'ContextHead', 'ASPP', 'VortexPooling', 'VortexModuleA', 'HEADS', 'HEAD_BY_NUMBER',
-           'aspp_rates']
+__all__ = ['conv_bn_relu', 'ContextHead', 'ASPP', 'VortexPooling', 'VortexModuleA', 'HEADS',
+           'HEAD_BY_NUMBER', 'OUTPUT_STRIDES', 'aspp_rates']
 
 
 def conv_bn_relu(channels, kernel, dilation=1, norm_layer=nn.BatchNorm):

@@ -53,9 +53,11 @@ from .precision import DTYPES, set_precision
 from .schedule import poly_lr
 from .transforms import EvalTransform, TrainTransform
 
-__all__ = ['parse_args', 'check_same_network', 'train_step', 'TrainingStopped', 'NonFiniteLoss', 'load_data',
-           'build_network', 'make_trainer', 'resume_or_start', 'epoch_batches',
-           'train_one_epoch', 'validate', 'log_and_checkpoint', 'fit', 'main']
+__all__ = ['parse_args', 'check_same_network', 'train_step', 'weighted_loss', 'TrainingStopped',
+           'NonFiniteLoss', 'DataWorkerDied', 'stop_if_a_data_worker_dies', 'load_data',
+           'epoch_batches', 'build_network', 'training_network', 'make_trainer',
+           'claim_run_folder', 'resume_or_start', 'train_one_epoch', 'precise_statistics',
+           'validate', 'log_and_checkpoint', 'fit', 'main']
 
 
 def multi_grid(text):

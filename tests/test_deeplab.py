@@ -1,5 +1,4 @@
 import mxnet as mx
-import numpy as np
 import pytest
 from mxnet.gluon import nn
 from mxnet.gluon.contrib.nn import SyncBatchNorm

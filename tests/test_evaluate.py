@@ -7,7 +7,7 @@ import pytest
 from mxnet import gluon
 
 from conftest import SAMPLE
-from gluon_deeplab import SegmentationMetric, get_deeplab
+from gluon_deeplab import SegmentationMetric
 from gluon_deeplab.datasets import CamVidSegmentation
 from gluon_deeplab.evaluate import evaluate, main
 from gluon_deeplab.inference import predict_probs

@@ -688,5 +688,5 @@ def test_precise_bn_before_a_frozen_phase_and_before_validation(tmp_path, capsys
     stats = [k for k in before if k.endswith('running_var')]
     assert any(max_abs_diff(before[k], after[k]) > 0 for k in stats)  # recomputed
     assert main(phase2[:-6] + ['--run_dir', str(tmp_path / 'p3'), '--precise_bn', '7']) == 2
-    assert 'error: --precise_bn 7 is more batches than the training set has (6 batches of 4 images)' \
-        in capsys.readouterr().err
+    assert ('error: --precise_bn 7 is more batches than the training set has (6 batches of 4 '
+            'images)') in capsys.readouterr().err
