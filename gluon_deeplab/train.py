@@ -759,7 +759,8 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
     def lr_at(i):
         return poly_lr(args.initial_learning_rate, i, max_iter, args.lr_power)
 
-    if args.precise_bn and args.freeze_batch_norm and start_epoch == 1 and root:
+    if args.precise_bn and args.freeze_batch_norm and start_epoch == 1:
+        # every worker alike: the same batches give the same frozen statistics
         say('precise BN: running statistics from %d batches before training (BatchNorm '
             'frozen)' % precise_statistics(args, net, train_set, ctx, 0, args.workers))
     trained = False
