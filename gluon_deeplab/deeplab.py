@@ -1,5 +1,6 @@
 """DeepLabV3 (Chen et al. 2017, arXiv:1706.05587): backbone, context head, bilinear
-upsampling of the logits to the input size."""
+upsampling of the logits to the input size; with a decoder, DeepLabV3+ (Chen et al. 2018,
+arXiv:1802.02611)."""
 import functools
 
 import mxnet as mx
@@ -32,10 +33,12 @@ BACKBONES = {
 
 
 class DeepLabV3(nn.HybridBlock):
-    """``backbone`` then ``head``, logits resized bilinearly to the input's (H, W).
+    """``backbone`` then ``head`` (then ``decoder``, on the head's features and the
+    backbone's stride-4 features), logits resized bilinearly to the input's (H, W).
 
     Input (N, 3, H, W) float32, normalised; output (N, num_classes, H, W) float32 logits,
-    for any H and W. ``hybrid_forward`` is all that runs.
+    for any H and W. ``hybrid_forward`` is all that runs; ``forward`` only checks that an
+    input fits the plan in force.
 
     Training on the CPU can skip the atrous taps of the head that only read padding
     (``atrous.AtrousConv2D``); whether it does depends on the feature map size, so the
