@@ -36,6 +36,7 @@ from .checkpoint import (atomic_write, atomic_write_text, latest_checkpoint, loa
                          load_settings, lock_run_folder, remove_temporary_files, run_files,
                          save_checkpoint, upgrade_settings)
 from .aux_head import AuxHead, WithAuxHead
+from .class_weights import format_class_weights, median_frequency_weights, read_class_weights
 from .cli import (add_device_args, backbone_name, head_name, nonnegative_float, nonnegative_int,
                   positive_float, positive_int, run_command)
 from .datasets import DATASETS, IGNORE_LABEL, get_dataset
@@ -69,6 +70,16 @@ def multi_grid(text):
         raise argparse.ArgumentTypeError('expected positive integers separated by commas, '
                                          'got %r' % text)
     return rates
+
+
+def unit_fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = float('nan')
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError('expected a number in (0, 1], got %r' % text)
+    return value
 
 
 def msc_scales(text):
@@ -125,6 +136,18 @@ def parse_args(argv=None):
     g = p.add_argument_group('optimisation')
     g.add_argument('--freeze_batch_norm', type=int, default=0, choices=(0, 1),
                    help='1: BatchNorm uses running statistics and gamma/beta are not updated')
+    g.add_argument('--bn_momentum', type=unit_fraction, default=0.9,
+                   help='BatchNorm running statistics: running = m * running + (1 - m) * '
+                        'batch')
+    g.add_argument('--class_weights', default=None, metavar='median_freq|FILE',
+                   help='weight each class\'s pixels: median_freq (SegNet\'s median '
+                        'frequency balancing, computed from the training labels and saved in '
+                        'the run folder as class_weights.txt) or a file of one weight per '
+                        'class')
+    g.add_argument('--ohem_fraction', type=unit_fraction, default=1.0, metavar='F',
+                   help='online hard-pixel mining: only the fraction F of valid pixels with '
+                        'the largest loss count, per device (TF deeplab\'s '
+                        'top_k_percent_pixels); 1: all')
     g.add_argument('--precise_bn', type=nonnegative_int, default=0, metavar='N',
                    help='recompute BatchNorm running statistics over N training batches with '
                         'the current weights before each validation and, with BatchNorm '
@@ -207,7 +230,8 @@ def train_step(net, loss_fn, trainer, data, label, ctx, check_finite=True, worke
     datas = gluon.utils.split_and_load(data, ctx, even_split=False)
     labels = gluon.utils.split_data(label, len(ctx), even_split=False)
     unit = float(label[0].size)  # the same on every worker: crops have one size
-    counts = [float((part.asnumpy() != IGNORE_LABEL).sum()) / unit for part in labels]
+    counts = [(loss_fn.denominator(part) if hasattr(loss_fn, 'denominator')
+               else float((part.asnumpy() != IGNORE_LABEL).sum())) / unit for part in labels]
     with autograd.record():
         losses = [weighted_loss(net, loss_fn, net(x), y.as_in_context(x.context)) * n
                   for x, y, n in zip(datas, labels, counts)]
@@ -360,7 +384,8 @@ def build_network(args, ctx, num_classes=None):
                       freeze_batch_norm=bool(args.freeze_batch_norm),
                       multi_grid=args.multi_grid, ctx=ctx,
                       norm_layer=SyncBatchNorm if args.syncbn else nn.BatchNorm,
-                      norm_kwargs={'num_devices': len(ctx)} if args.syncbn else None,
+                      norm_kwargs=dict({'momentum': args.bn_momentum},
+                                       **({'num_devices': len(ctx)} if args.syncbn else {})),
                       decoder_output_stride=args.decoder_output_stride)
     if args.init_checkpoint:
         if os.path.isdir(args.init_checkpoint):
@@ -440,6 +465,21 @@ def precise_statistics(args, net, train_set, ctx, epoch, workers=0):
             if name.endswith(('running_mean', 'running_var')):
                 mine[name].set_data(param.data(ctx[0]))
     return count
+
+
+def class_weights(args, train_set, write=True):
+    """``--class_weights``: None, the weights read from a file, or median frequency
+    balancing computed from the training labels (``class_weights.py``) and written to
+    ``RUN_DIR/class_weights.txt`` (``write``: this process writes the run folder)."""
+    if args.class_weights is None:
+        return None
+    if args.class_weights != 'median_freq':
+        return read_class_weights(args.class_weights, train_set.num_classes)
+    weights = median_frequency_weights(train_set, train_set.num_classes)
+    if write:
+        atomic_write_text(os.path.join(args.run_dir, 'class_weights.txt'),
+                          format_class_weights(weights, train_set.classes))
+    return weights
 
 
 def training_network(args, net, ctx, num_classes):
@@ -751,7 +791,8 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
            args.head, args.output_stride, ctx,
            ' on each of %d workers' % workers.num_workers if workers.num_workers > 1 else ''),
         flush=True)
-    loss_fn = SoftmaxCrossEntropyLoss()
+    loss_fn = SoftmaxCrossEntropyLoss(class_weights=class_weights(args, train_set, root),
+                                      top_k_fraction=args.ohem_fraction)
     running_stats = list(train_net.collect_params('.*running_mean|.*running_var').values())
     # one map size per epoch, unless --msc feeds several: then every layer stays whole
     plan_size = None if args.msc else (args.crop_size, args.crop_size)

@@ -17,14 +17,14 @@ from gluon_deeplab.loss import SoftmaxCrossEntropyLoss
 from gluon_deeplab.train import build_network, main, parse_args, train_step
 
 
-def _step(ctx, data, label):
+def _step(ctx, data, label, loss_fn=None):
     mx.random.seed(7)
     net = gluon.nn.HybridSequential()
     net.add(gluon.nn.Conv2D(4, 3, padding=1, in_channels=3), gluon.nn.Activation('relu'),
             gluon.nn.Conv2D(3, 1, in_channels=4))
     net.initialize(mx.init.Xavier(), ctx=ctx)
     trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.5, 'momentum': 0.9})
-    loss = train_step(net, SoftmaxCrossEntropyLoss(), trainer, data, label, ctx)
+    loss = train_step(net, loss_fn or SoftmaxCrossEntropyLoss(), trainer, data, label, ctx)
     return loss.asscalar(), {k: p.data(ctx[0]).asnumpy()
                              for k, p in net._collect_params_with_prefix().items()}
 
@@ -37,6 +37,13 @@ def test_two_devices_step_equals_one_device_step_on_the_whole_batch():
     label = mx.nd.array(label, dtype='int32')
     loss1, params1 = _step([mx.cpu(0)], data, label)
     loss2, params2 = _step([mx.cpu(0), mx.cpu(1)], data, label)
+    assert abs(loss1 - loss2) < 1e-6
+    for k in params1:
+        assert max_abs_diff(params1[k], params2[k]) < 1e-6, k
+    # class-weighted: still the weighted mean over the whole batch, whatever the split
+    weighted = SoftmaxCrossEntropyLoss(class_weights=[0.3, 2.0, 1.0])
+    loss1, params1 = _step([mx.cpu(0)], data, label, weighted)
+    loss2, params2 = _step([mx.cpu(0), mx.cpu(1)], data, label, weighted)
     assert abs(loss1 - loss2) < 1e-6
     for k in params1:
         assert max_abs_diff(params1[k], params2[k]) < 1e-6, k
@@ -690,3 +697,29 @@ def test_precise_bn_before_a_frozen_phase_and_before_validation(tmp_path, capsys
     assert main(phase2[:-6] + ['--run_dir', str(tmp_path / 'p3'), '--precise_bn', '7']) == 2
     assert ('error: --precise_bn 7 is more batches than the training set has (6 batches of 4 '
             'images)') in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_class_weights_ohem_and_bn_momentum_train_and_bad_values_are_refused(tmp_path, capsys):
+    run = tmp_path / 'run'
+    assert main(_tiny(run, '--max_iter', '2', '--class_weights', 'median_freq',
+                      '--ohem_fraction', '0.5', '--bn_momentum', '0.5')) == 0
+    lines = (run / 'class_weights.txt').read_text().splitlines()
+    assert len(lines) == 11 and lines[0].endswith('# Sky')
+    (tmp_path / 'w.txt').write_text('1 2 3')
+    assert main(_tiny(tmp_path / 'b', '--max_iter', '1', '--class_weights',
+                      str(tmp_path / 'w.txt'))) == 2
+    assert 'w.txt has 3 weights; the data set has 11 classes' in capsys.readouterr().err
+    for flag, value in (('--ohem_fraction', '0'), ('--ohem_fraction', '1.5'),
+                        ('--bn_momentum', 'nan')):
+        with pytest.raises(SystemExit):
+            main(_tiny(tmp_path / 'c', flag, value))
+        assert 'argument %s: expected a number in (0, 1]' % flag in capsys.readouterr().err
+
+
+def test_bn_momentum_reaches_every_batch_norm():
+    from test_deeplab import _blocks
+    net = build_network(parse_args(['--dataset', 'camvid', '--bn_momentum', '0.5',
+                                    '--decoder_output_stride', '4']), [mx.cpu()])
+    bns = _blocks(net, gluon.nn.BatchNorm)
+    assert len(bns) > 50 and {bn._kwargs['momentum'] for bn in bns} == {0.5}
