@@ -148,6 +148,10 @@ def parse_args(argv=None):
                    help='online hard-pixel mining: only the fraction F of valid pixels with '
                         'the largest loss count, per device (TF deeplab\'s '
                         'top_k_percent_pixels); 1: all')
+    g.add_argument('--grad_accum', type=positive_int, default=1, metavar='K',
+                   help='gradient accumulation: each update sums the gradients of K batches '
+                        'of --batch_size, one after the other (memory of one); iterations '
+                        'and the poly schedule count updates')
     g.add_argument('--precise_bn', type=nonnegative_int, default=0, metavar='N',
                    help='recompute BatchNorm running statistics over N training batches with '
                         'the current weights before each validation and, with BatchNorm '
@@ -209,7 +213,8 @@ def parse_args(argv=None):
     return args
 
 
-def train_step(net, loss_fn, trainer, data, label, ctx, check_finite=True, workers=None):
+def train_step(net, loss_fn, trainer, data, label, ctx, check_finite=True, workers=None,
+               accumulate=1):
     """One SGD step on a batch split over the devices ``ctx``; returns the mean loss over
     the valid pixels of the (global) batch, a (1,) float32 NDArray on ``ctx[0]``.
 
@@ -226,16 +231,36 @@ def train_step(net, loss_fn, trainer, data, label, ctx, check_finite=True, worke
     NaN or infinite (gradients are computed, nothing is changed but BatchNorm's running
     statistics). A ``net`` with several outputs (``msc.MultiScaleInputs``,
     ``aux_head.WithAuxHead``) is trained on ``weighted_loss``.
+
+    ``accumulate`` K > 1 (gradient accumulation, ``--grad_accum``): each device's share
+    goes through forward and backward in K pieces, one after the other, their gradients
+    added (the parameters' ``grad_req`` must be ``'add'``; they are zeroed first), then
+    one update with the same normalisation: without batch statistics in training
+    (BatchNorm frozen) the step equals that of the whole batch at once.
     """
     datas = gluon.utils.split_and_load(data, ctx, even_split=False)
     labels = gluon.utils.split_data(label, len(ctx), even_split=False)
     unit = float(label[0].size)  # the same on every worker: crops have one size
-    counts = [(loss_fn.denominator(part) if hasattr(loss_fn, 'denominator')
-               else float((part.asnumpy() != IGNORE_LABEL).sum())) / unit for part in labels]
-    with autograd.record():
-        losses = [weighted_loss(net, loss_fn, net(x), y.as_in_context(x.context)) * n
-                  for x, y, n in zip(datas, labels, counts)]
-    autograd.backward(losses)
+
+    def count(part):
+        return (loss_fn.denominator(part) if hasattr(loss_fn, 'denominator')
+                else float((part.asnumpy() != IGNORE_LABEL).sum())) / unit
+    if accumulate > 1:
+        net.collect_params().zero_grad()
+        rounds = zip(*[zip(gluon.utils.split_data(x, accumulate, even_split=False),
+                           gluon.utils.split_data(y, accumulate, even_split=False))
+                       for x, y in zip(datas, labels)])
+    else:
+        rounds = [list(zip(datas, labels))]
+    losses, counts = [], []
+    for pieces in rounds:  # each round: a piece on every device, in parallel
+        parts = [(x, y, count(y)) for x, y in pieces]
+        with autograd.record():
+            round_losses = [weighted_loss(net, loss_fn, net(x), y.as_in_context(x.context)) * n
+                            for x, y, n in parts]
+        autograd.backward(round_losses)
+        losses += round_losses
+        counts += [n for _, _, n in parts]
     totals = mx.nd.concat(mx.nd.array([sum(counts)], ctx=ctx[0]),
                           sum(l.as_in_context(ctx[0]) for l in losses), dim=0)
     if workers is not None and workers.num_workers > 1:
@@ -643,7 +668,8 @@ def resume_or_start(args, net, trainer, ctx, workers, max_iter, epochs, dataset=
 
 
 def train_one_epoch(net, trainer, loss_fn, batches, ctx, lr_at, iteration, max_iter,
-                    nan_policy='stop', workers=None, progress=None, say=print, at=''):
+                    nan_policy='stop', workers=None, progress=None, say=print, at='',
+                    accumulate=1):
     """Train on ``batches`` until they end or ``iteration`` reaches ``max_iter``.
 
     ``batches`` yields ``(data (N, 3, H, W) float32, label (N, H, W), image ids)``;
@@ -652,7 +678,7 @@ def train_one_epoch(net, trainer, loss_fn, batches, ctx, lr_at, iteration, max_i
     images (``nan_policy='stop'``), or is skipped with a message through ``say``, the
     batch's update not made and BatchNorm's running statistics restored (``'skip'``).
     ``progress`` (a tqdm bar or None) is advanced per batch; ``at`` (e.g. ``'phase 1
-    epoch 2 '``) starts every message.
+    epoch 2 '``) starts every message; ``accumulate`` goes to ``train_step``.
 
     Returns ``{'loss': mean loss of the steps made, 'steps', 'skipped', 'iteration',
     'lr': the last learning rate}``.
@@ -667,7 +693,8 @@ def train_one_epoch(net, trainer, loss_fn, batches, ctx, lr_at, iteration, max_i
         if nan_policy == 'skip':
             saved_stats = [[a.copy() for a in p.list_data()] for p in running_stats]
         try:
-            loss_sum += train_step(net, loss_fn, trainer, data, label, ctx, workers=workers)
+            loss_sum += train_step(net, loss_fn, trainer, data, label, ctx, workers=workers,
+                                   accumulate=accumulate)
             steps += 1
         except NonFiniteLoss as err:
             where = '%siteration %d: %s; batch images: %s' % (at, iteration + 1, err,
@@ -747,14 +774,17 @@ def fit(args, ctx=None, workers=None):
     set_precision(args.dtype)
     mx.random.seed(args.seed)
     train_set, val_set = load_data(args)
-    iters_per_epoch = len(train_set) // args.batch_size
+    update_batch = args.batch_size * args.grad_accum  # images per update
+    iters_per_epoch = len(train_set) // update_batch
     if iters_per_epoch == 0:
-        raise ValueError('batch_size %d exceeds the %d training images'
-                         % (args.batch_size, len(train_set)))
-    if args.precise_bn > iters_per_epoch:
+        raise ValueError('batch_size %d%s exceeds the %d training images'
+                         % (args.batch_size, ' x grad_accum %d' % args.grad_accum
+                            if args.grad_accum > 1 else '', len(train_set)))
+    if args.precise_bn > len(train_set) // args.batch_size:
         raise ValueError('--precise_bn %d is more batches than the training set has (%d '
-                         'batches of %d images)'
-                         % (args.precise_bn, iters_per_epoch, args.batch_size))
+                         'batches of %d images)' % (args.precise_bn,
+                                                    len(train_set) // args.batch_size,
+                                                    args.batch_size))
     if args.batch_size < workers.num_workers * len(ctx):
         raise ValueError('batch_size %d (global) is smaller than the %d devices of %d '
                          'workers: every device needs at least one image'
@@ -775,10 +805,15 @@ def fit(args, ctx=None, workers=None):
 def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_epoch):
     root = workers.is_root
     say = print if root else (lambda *a, **k: None)
+    update_batch = args.batch_size * args.grad_accum  # images per update
     net = build_network(args, ctx, train_set.num_classes)
     train_net, aux = training_network(args, net, ctx, train_set.num_classes)
     if root:
         _check_room(args.run_dir, train_net, ctx)
+    if args.grad_accum > 1:  # gradients add up over the pieces of an update
+        for param in train_net.collect_params().values():
+            if param.grad_req == 'write':
+                param.grad_req = 'add'
     trainer = make_trainer(args, train_net, workers)
     start_epoch, iteration, records = resume_or_start(args, net, trainer, ctx, workers,
                                                       max_iter, epochs, train_set, aux)
@@ -813,7 +848,7 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
         mx.random.seed(args.seed * 100003 + epoch + 1000003 * workers.rank)
         tic = time.time()
         at = 'phase %d epoch %d ' % (args.phase, epoch)
-        loader, batches = epoch_batches(train_set, args.batch_size, True, args.workers, epoch,
+        loader, batches = epoch_batches(train_set, update_batch, True, args.workers, epoch,
                                         args.seed, workers.shard)
         bar = tqdm(total=min(iters_per_epoch, max_iter - iteration),
                    disable=args.no_progress or not root,
@@ -826,7 +861,7 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
                 done = train_one_epoch(train_net, trainer, loss_fn,
                                        _batches_with_ids(loader, batches, train_set, at), ctx,
                                        lr_at, iteration, max_iter, args.nan_policy, workers,
-                                       bar, say, at)
+                                       bar, say, at, args.grad_accum)
         except NonFiniteLoss as err:
             raise TrainingStopped('non-finite loss at %s\nstopped; the last complete '
                                   'checkpoint is %s (--nan_policy skip skips such batches)'
@@ -855,7 +890,7 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
                   'lr': done['lr'], 'loss': done['loss'], 'pixAcc': pix_acc, 'mIoU': miou,
                   'iou': metric.iou_by_class(val_set.classes),
                   'skipped_batches': done['skipped'], 'seconds': time.time() - tic,
-                  'images_per_sec': done['steps'] * args.batch_size / train_seconds}
+                  'images_per_sec': done['steps'] * update_batch / train_seconds}
         records.append(record)
         print('phase %d epoch %d/%d iter %d lr %.5f loss %.4f | val pixAcc %.4f mIoU %.4f '
               '| %.0f s, %.2f img/s' % (args.phase, epoch, epochs, iteration, done['lr'],

@@ -706,6 +706,8 @@ def test_class_weights_ohem_and_bn_momentum_train_and_bad_values_are_refused(tmp
                       '--ohem_fraction', '0.5', '--bn_momentum', '0.5')) == 0
     lines = (run / 'class_weights.txt').read_text().splitlines()
     assert len(lines) == 11 and lines[0].endswith('# Sky')
+    assert main(_tiny(tmp_path / 'accum', '--train_epochs', '1', '--grad_accum', '2')) == 0
+    assert '3 iterations/epoch' in capsys.readouterr().out  # 24 images, 2 x 4 per update
     (tmp_path / 'w.txt').write_text('1 2 3')
     assert main(_tiny(tmp_path / 'b', '--max_iter', '1', '--class_weights',
                       str(tmp_path / 'w.txt'))) == 2
@@ -723,3 +725,48 @@ def test_bn_momentum_reaches_every_batch_norm():
                                     '--decoder_output_stride', '4']), [mx.cpu()])
     bns = _blocks(net, gluon.nn.BatchNorm)
     assert len(bns) > 50 and {bn._kwargs['momentum'] for bn in bns} == {0.5}
+
+
+def _accumulation_run(accumulate, batch):
+    """Frozen BatchNorm (no batch statistics): one SGD + momentum step on 6 images."""
+    from conftest import tiny_deeplab
+    mx.random.seed(5)
+    net = tiny_deeplab('aspp', num_classes=3, dropout=0.0)
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    net.collect_params().reset_ctx([mx.cpu(0), mx.cpu(1)])
+    for layer in [b for b in _all_blocks(net) if isinstance(b, gluon.nn.BatchNorm)]:
+        layer._kwargs['use_global_stats'] = True
+    net.collect_params('.*gamma|.*beta').setattr('grad_req', 'null')
+    if accumulate > 1:
+        for p in net.collect_params().values():
+            if p.grad_req == 'write':
+                p.grad_req = 'add'
+    trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 0.1, 'momentum': 0.9})
+    data, label = batch
+    losses = [train_step(net, SoftmaxCrossEntropyLoss(), trainer, data, label,
+                         [mx.cpu(0), mx.cpu(1)], accumulate=accumulate).asscalar()
+              for _ in range(2)]  # the second step applies momentum too
+    from gluon_deeplab.mxnet_private import structural_params
+    return losses, {k: p.data().asnumpy() for k, p in structural_params(net).items()}
+
+
+def _all_blocks(block):
+    found = [block]
+    for child in block._children.values():
+        found += _all_blocks(child)
+    return found
+
+
+def test_accumulated_gradients_equal_one_batch_of_all_the_images():
+    rng = np.random.default_rng(2)
+    data = mx.nd.array(rng.normal(size=(6, 3, 32, 32)))
+    label = rng.integers(0, 3, size=(6, 32, 32))
+    label[rng.random(label.shape) < 0.4] = 255  # pieces with unequal valid pixels
+    batch = (data, mx.nd.array(label))
+    loss1, params1 = _accumulation_run(1, batch)
+    loss3, params3 = _accumulation_run(3, batch)
+    assert np.allclose(loss1, loss3, atol=1e-5)
+    for k in params1:
+        assert np.abs(params1[k] - params3[k]).max() < 1e-5, k
+    assert any(np.abs(params1[k] - _accumulation_run(1, (data[:2], batch[1][:2]))[1][k]).max()
+               > 1e-4 for k in params1)  # a different batch gives a different step
