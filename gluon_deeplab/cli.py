@@ -12,10 +12,12 @@ import traceback
 
 import numpy as np
 from mxnet.base import MXNetError
+from mxnet.gluon import nn
 
 from .checkpoint import load_settings
 from .datasets import DATASETS
 from .deeplab import BACKBONES, get_deeplab
+from .group_norm import GroupNorm
 from .heads import HEAD_BY_NUMBER, HEADS
 
 __all__ = ['head_name', 'backbone_name', 'positive_int', 'nonnegative_int', 'positive_float',
@@ -144,7 +146,8 @@ def network_from_args(args, ctx):
                         % (args.checkpoint, args.dataset))
     net = get_deeplab(args.head, args.output_stride, args.num_classes, args.backbone,
                       multi_grid=args.multi_grid,
-                      decoder_output_stride=args.decoder_output_stride)
+                      decoder_output_stride=args.decoder_output_stride,
+                      norm_layer=GroupNorm if saved.get('norm') == 'group' else nn.BatchNorm)
     try:
         net.load_parameters(args.checkpoint, ctx=ctx)
     except (AssertionError, MXNetError, ValueError) as err:

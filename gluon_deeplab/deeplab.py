@@ -8,6 +8,7 @@ from mxnet.gluon import nn
 
 from .atrous import AtrousConv2D
 from .decoder import DECODER_OUTPUT_STRIDES, Decoder
+from .group_norm import GroupNorm
 from .heads import HEADS
 from .registry import lookup
 from .resnet import ResNetV2Backbone
@@ -168,6 +169,9 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
         synchronises the statistics across the devices of one machine. Frozen statistics
         need no synchronisation, so ``freeze_batch_norm`` always uses ``nn.BatchNorm``.
         Checkpoints (structural parameter names) are interchangeable between them.
+        ``group_norm.GroupNorm`` (Wu & He 2018; 32 groups) replaces every one but the
+        ResNet input's; with ``freeze_batch_norm`` it stays GroupNorm (the trainer
+        freezes its affine parameters).
     ctx : Context or list, optional
         Where the pre-trained backbone and the initialised head are placed.
     decoder_output_stride : int or None
@@ -182,7 +186,7 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
     """
     head_cls = lookup(HEADS, head, 'head')
     rates = head_cls.rates_for(output_stride)  # checks the output stride
-    if freeze_batch_norm:
+    if freeze_batch_norm and norm_layer is not GroupNorm:  # GroupNorm has no statistics
         norm_layer = functools.partial(nn.BatchNorm, use_global_stats=True)
     else:
         norm_layer = functools.partial(norm_layer, **(norm_kwargs or {}))

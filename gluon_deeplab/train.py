@@ -42,6 +42,7 @@ from .cli import (add_device_args, backbone_name, head_name, nonnegative_float, 
 from .datasets import DATASETS, IGNORE_LABEL, get_dataset
 from .datasets.checks import check_overlap, drop_bad_samples
 from .deeplab import get_deeplab, initialize_network
+from .group_norm import GroupNorm
 from .mxnet_private import data_worker_pids, load_into, close_data_loader, structural_params
 from .devices import parse_contexts
 from .distributed import KVSTORES, Workers, parameter_checksum
@@ -156,9 +157,14 @@ def parse_args(argv=None):
                    help='recompute BatchNorm running statistics over N training batches with '
                         'the current weights before each validation and, with BatchNorm '
                         'frozen, before training starts (precise BN); 0: off')
-    g.add_argument('--syncbn', action='store_true',
-                   help='BatchNorm statistics over the whole batch of all devices of this '
-                        'machine (SyncBatchNorm) instead of each device\'s share')
+    g.add_argument('--norm', default='batch', choices=('batch', 'sync', 'group'),
+                   help='normalisation layers: batch (BatchNorm, statistics of each '
+                        'device\'s share), sync (SyncBatchNorm: of the whole batch of all '
+                        'devices of this machine), group (GroupNorm, 32 groups, per-channel '
+                        'affine; no batch statistics; with --freeze_batch_norm its affine '
+                        'is frozen)')
+    g.add_argument('--syncbn', dest='norm', action='store_const', const='sync',
+                   help='the same as --norm sync')
     g.add_argument('--batch_size', type=positive_int, default=16,
                    help='global batch (all devices of all workers)')
     g.add_argument('--initial_learning_rate', type=positive_float, default=7e-3)
@@ -408,9 +414,11 @@ def build_network(args, ctx, num_classes=None):
                       backbone_params=args.backbone_params,
                       freeze_batch_norm=bool(args.freeze_batch_norm),
                       multi_grid=args.multi_grid, ctx=ctx,
-                      norm_layer=SyncBatchNorm if args.syncbn else nn.BatchNorm,
+                      norm_layer={'batch': nn.BatchNorm, 'sync': SyncBatchNorm,
+                                  'group': GroupNorm}[args.norm],
                       norm_kwargs=dict({'momentum': args.bn_momentum},
-                                       **({'num_devices': len(ctx)} if args.syncbn else {})),
+                                       **({'num_devices': len(ctx)} if args.norm == 'sync'
+                                          else {})),
                       decoder_output_stride=args.decoder_output_stride)
     if args.init_checkpoint:
         if os.path.isdir(args.init_checkpoint):
@@ -435,9 +443,9 @@ def build_network(args, ctx, num_classes=None):
     if args.freeze_batch_norm:
         net.collect_params('.*gamma|.*beta').setattr('grad_req', 'null')
     net.collect_params('.*gamma|.*beta|.*bias').setattr('wd_mult', 0.0)
-    net.hybridize(static_alloc=True)
     with autograd.predict_mode():  # one small forward pass gives every parameter its shape
-        net(mx.nd.zeros((1, 3, 32, 32), ctx=ctx[0])).wait_to_read()
+        net(mx.nd.zeros((1, 3, 32, 32), ctx=ctx[0])).wait_to_read()  # (layers name errors)
+    net.hybridize(static_alloc=True)
     return net
 
 
@@ -473,7 +481,8 @@ def precise_statistics(args, net, train_set, ctx, epoch, workers=0):
     if args.freeze_batch_norm:
         body = get_deeplab(args.head, args.output_stride, train_set.num_classes,
                            args.backbone, multi_grid=args.multi_grid,
-                           decoder_output_stride=args.decoder_output_stride)
+                           decoder_output_stride=args.decoder_output_stride,
+                           norm_layer=GroupNorm if args.norm == 'group' else nn.BatchNorm)
         initialize_network(body, ctx)
         body(mx.nd.zeros((1, 3, 32, 32), ctx=ctx[0]))
         mine = structural_params(net)
@@ -540,7 +549,8 @@ def make_trainer(args, net, workers):
 
 
 #: Settings under which two networks have interchangeable parameters.
-NETWORK_KEYS = ('head', 'num_classes', 'backbone', 'multi_grid', 'decoder_output_stride')
+NETWORK_KEYS = ('head', 'num_classes', 'backbone', 'multi_grid', 'decoder_output_stride',
+                'norm')
 
 
 def check_same_network(saved, wanted, source):
@@ -554,6 +564,8 @@ def check_same_network(saved, wanted, source):
             return DATASETS[settings['dataset']].NUM_CLASS
         if key == 'decoder_output_stride' and 'head' in settings:
             return settings.get(key) or 'none'  # no decoder: a value, compared
+        if key == 'norm' and 'head' in settings:  # BatchNorm and SyncBatchNorm: the same
+            return 'group' if settings.get(key) == 'group' else 'batch'  # parameters
         v = settings.get(key)
         return tuple(v) if isinstance(v, list) else v
     pairs = [(k, value(saved, k), value(wanted, k)) for k in NETWORK_KEYS]

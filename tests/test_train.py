@@ -770,3 +770,25 @@ def test_accumulated_gradients_equal_one_batch_of_all_the_images():
         assert np.abs(params1[k] - params3[k]).max() < 1e-5, k
     assert any(np.abs(params1[k] - _accumulation_run(1, (data[:2], batch[1][:2]))[1][k]).max()
                > 1e-4 for k in params1)  # a different batch gives a different step
+
+
+@pytest.mark.slow
+def test_group_norm_trains_freezes_its_affine_in_phase_2_and_evaluates(tmp_path, capsys):
+    from gluon_deeplab.evaluate import main as evaluate_main
+    p1 = tmp_path / 'p1'
+    assert main(_tiny(p1, '--max_iter', '2', '--norm', 'group')) == 0
+    params = mx.nd.load(str(p1 / 'final.params'))
+    assert params['head.project.1.gamma'].shape == (256,)  # per channel (Wu & He)
+    assert not [k for k in params if 'running' in k and not k.startswith('backbone.features.0')]
+    assert main(_tiny(tmp_path / 'bn', '--max_iter', '1', '--init_checkpoint',
+                      str(p1 / 'final.params'))) == 2
+    assert "norm 'group' there, 'batch' here" in capsys.readouterr().err
+    p2 = tmp_path / 'p2'
+    assert main(_tiny(p2, '--max_iter', '2', '--norm', 'group', '--freeze_batch_norm', '1',
+                      '--output_stride', '8', '--init_checkpoint', str(p1 / 'final.params'))) == 0
+    after = mx.nd.load(str(p2 / 'final.params'))
+    frozen = [k for k in params if k.endswith(('gamma', 'beta'))]
+    assert len(frozen) > 50 and all(max_abs_diff(params[k], after[k]) == 0 for k in frozen)
+    assert any(max_abs_diff(params[k], after[k]) > 0 for k in params if k.endswith('weight'))
+    assert evaluate_main(['--checkpoint', str(p2 / 'final.params'), '--workers', '0',
+                          '--no_progress']) == 0
