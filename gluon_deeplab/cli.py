@@ -137,7 +137,8 @@ def network_from_args(args, ctx):
     cls = DATASETS[args.dataset]
     args.num_classes = saved.get('num_classes', cls.NUM_CLASS)
     args.classes = tuple(saved.get('classes') or cls.CLASSES or ())
-    colours = np.asarray(saved.get('palette') or cls.PALETTE, np.uint8).reshape(-1, 3)
+    colours = np.asarray(saved.get('palette') or (() if cls.PALETTE is None else cls.PALETTE),
+                         np.uint8).reshape(-1, 3)
     args.palette = np.zeros((256, 3), np.uint8)
     args.palette[:len(colours)] = colours[:256]
     if args.num_classes is None or len(args.classes) != args.num_classes:
@@ -166,10 +167,12 @@ def add_inference_args(parser):
 
 
 def add_device_args(parser, workers=2):
-    """``--gpus``, ``--workers`` (DataLoader processes), ``--no_progress``, ``--debug``."""
+    """``--gpus``, ``--workers`` (DataLoader processes; not with ``workers=None``),
+    ``--no_progress``, ``--debug``."""
     parser.add_argument('--gpus', default='', help='GPU ids, e.g. "0,1"; empty for the CPU')
-    parser.add_argument('--workers', type=nonnegative_int, default=workers,
-                        help='DataLoader worker processes')
+    if workers is not None:
+        parser.add_argument('--workers', type=nonnegative_int, default=workers,
+                            help='DataLoader worker processes')
     parser.add_argument('--no_progress', action='store_true', help='no tqdm progress bars')
     parser.add_argument('--debug', action='store_true',
                         help='show the traceback of an error instead of one line')

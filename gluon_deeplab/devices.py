@@ -1,5 +1,6 @@
 """Device lists from the command line, checked against the installed MXNet and GPUs."""
 import importlib.metadata
+import os
 import subprocess
 
 import mxnet as mx
@@ -23,7 +24,9 @@ def _installed_mxnet():
 
 
 def _compute_capabilities():
-    """{GPU index: ((major, minor), name)} from nvidia-smi, or {} where it cannot say."""
+    """{MXNet GPU id: ((major, minor), name)} from nvidia-smi, or {} where it cannot say.
+    nvidia-smi numbers the GPUs physically; MXNet numbers those ``CUDA_VISIBLE_DEVICES``
+    lists, in its order (an unparsable value: {})."""
     try:
         out = subprocess.run(['nvidia-smi', '--query-gpu=index,compute_cap,name',
                               '--format=csv,noheader'], capture_output=True, text=True,
@@ -37,7 +40,14 @@ def _compute_capabilities():
             found[int(index)] = (tuple(int(v) for v in cap.split('.')), name)
         except ValueError:
             continue
-    return found
+    visible = os.environ.get('CUDA_VISIBLE_DEVICES')
+    if visible is None:
+        return found
+    try:
+        physical = [int(v) for v in visible.split(',') if v.strip()]
+    except ValueError:  # GPU UUIDs or MIG names: cannot be matched here
+        return {}
+    return {i: found[p] for i, p in enumerate(physical) if p in found}
 
 
 def check_gpus(ids, cuda=None, visible=None, capabilities=None):

@@ -66,7 +66,7 @@ def parse_args(argv=None):
     add_network_args(p)
     p.add_argument('--output_dir', default='predictions')
     add_inference_args(p)
-    add_device_args(p)
+    add_device_args(p, workers=None)  # one image at a time
     return p.parse_args(argv)
 
 
@@ -87,7 +87,7 @@ def _main(argv):
                                                  ', '.join(args.inputs)))
     os.makedirs(args.output_dir, exist_ok=True)
     skipped, written = [], set()
-    for path in tqdm(paths, desc='predict'):
+    for path in tqdm(paths, desc='predict', disable=args.no_progress):
         try:
             image = read_image(path)
         except ValueError as err:  # corrupt or truncated: report, go on with the rest

@@ -187,7 +187,8 @@ def parse_args(argv=None):
                         'dist_device_sync (several processes started by '
                         'scripts/launch_dist.py), horovod (horovodrun; each process uses the '
                         'device of --gpus at its local rank)')
-    g.add_argument('--run_dir', default=None, help='default: runs/<dataset>_<head>_os<stride>')
+    g.add_argument('--run_dir', default=None,
+                   help='default: the --resume folder, else runs/<dataset>_<head>_os<stride>')
     g.add_argument('--resume', default=None,
                    help='run folder (or checkpoint .json) to continue; "-1" or empty: none')
     g.add_argument('--overwrite', action='store_true',
@@ -205,6 +206,9 @@ def parse_args(argv=None):
         args.resume = None
     if args.max_iter is None and args.train_epochs is None:
         args.max_iter = 30000
+    if args.run_dir is None and args.resume:  # continue the run where it is
+        args.run_dir = (os.path.dirname(args.resume) if args.resume.endswith('.json')
+                        else args.resume)
     if args.run_dir is None:
         args.run_dir = os.path.join('runs', '%s_%s_os%d' % (args.dataset, args.head,
                                                            args.output_stride))
@@ -360,6 +364,7 @@ def stop_if_a_data_worker_dies(loader, interval=1.0):
     except Exception as err:  # a lost batch shows up in many forms (connection refused...)
         failure = err
     finally:
+        signal.signal(signal.SIGUSR1, lambda *a: None)  # a late signal: dead is read below
         stop.set()
         watcher.join()
         signal.signal(signal.SIGUSR1, previous)
@@ -455,9 +460,10 @@ def _load_all_but_classifier(net, path, ctx):
     gets ``deeplab.INIT``. Prints the re-initialised names; raises ValueError naming a
     parameter the file lacks or has in another shape."""
     loaded = {k.split(':', 1)[-1]: v for k, v in mx.nd.load(path).items()}
+    classifier = 'head' if net.decoder is None else 'decoder'  # who classifies
     fresh = []
     for name, param in structural_params(net).items():
-        if name.startswith('head.classifier.'):
+        if name.startswith(classifier + '.classifier.'):
             fresh.append(name)
             continue
         if name not in loaded:
@@ -466,7 +472,7 @@ def _load_all_but_classifier(net, path, ctx):
             raise ValueError('parameter %s is %s in the file, %s here'
                              % (name, loaded[name].shape, param.shape))
         load_into(param, loaded[name], ctx)
-    initialize_network(net.head.classifier, ctx)
+    initialize_network(getattr(net, classifier).classifier, ctx)
     print('--reinit_classifier: loaded %s except %s, which start from the initialisation'
           % (path, ', '.join(fresh)))
 
@@ -475,10 +481,13 @@ def precise_statistics(args, net, train_set, ctx, epoch, workers=0):
     """``--precise_bn``: recompute ``net``'s BatchNorm running statistics
     (``precise_bn.recompute_batch_norm_statistics``) over the first ``--precise_bn``
     training batches of an order drawn for ``epoch`` (training transform). With
-    BatchNorm frozen in ``net``, a twin with trainable BatchNorm and ``net``'s weights
-    computes them and they are copied into ``net``. Returns the number of batches."""
-    body = net
-    if args.freeze_batch_norm:
+    BatchNorm frozen, SyncBatchNorm or several devices, a twin with plain trainable
+    BatchNorm and ``net``'s weights computes them on ``ctx[0]`` from batches of one
+    device's share, and they are copied into ``net`` on every device. The same on every
+    worker (the same batches). Returns the number of batches."""
+    body, share = net, args.batch_size
+    if args.freeze_batch_norm or args.norm == 'sync' or len(ctx) > 1:
+        share = max(1, args.batch_size // len(ctx))  # what one device normalises
         body = get_deeplab(args.head, args.output_stride, train_set.num_classes,
                            args.backbone, multi_grid=args.multi_grid,
                            decoder_output_stride=args.decoder_output_stride,
@@ -489,7 +498,7 @@ def precise_statistics(args, net, train_set, ctx, epoch, workers=0):
         for name, param in structural_params(body).items():
             param.set_data(mine[name].data(ctx[0]))
         body.hybridize(static_alloc=True)
-    loader, _ = epoch_batches(train_set, args.batch_size, True, workers, epoch, args.seed + 1)
+    loader, _ = epoch_batches(train_set, share, True, workers, epoch, args.seed + 1)
     batches = (batch for _, batch in zip(range(args.precise_bn), loader))
     with stop_if_a_data_worker_dies(loader):
         count = recompute_batch_norm_statistics(body, batches, ctx)
@@ -497,7 +506,7 @@ def precise_statistics(args, net, train_set, ctx, epoch, workers=0):
         mine = structural_params(net)
         for name, param in structural_params(body).items():
             if name.endswith(('running_mean', 'running_var')):
-                mine[name].set_data(param.data(ctx[0]))
+                mine[name].set_data(param.data(ctx[0]))  # onto every device
     return count
 
 
@@ -618,6 +627,19 @@ def claim_run_folder(args):
     lock = lock_run_folder(args.run_dir)
     remove_temporary_files(args.run_dir)
     found = run_files(args.run_dir)
+    resumed = args.resume and os.path.abspath(
+        os.path.dirname(args.resume) if args.resume.endswith('.json') else args.resume)
+    if found and resumed and resumed != os.path.abspath(args.run_dir):
+        lock.close()
+        raise FileExistsError('--resume %s writes into run folder %s, which holds another run '
+                              '(%s); give --run_dir %s, or an empty folder'
+                              % (args.resume, args.run_dir, ', '.join(found[:3]), resumed))
+    if found and args.overwrite and args.init_checkpoint and os.path.dirname(
+            os.path.abspath(args.init_checkpoint)) == os.path.abspath(args.run_dir):
+        lock.close()
+        raise FileExistsError('--init_checkpoint %s is in the run folder that --overwrite would '
+                              'empty; copy it elsewhere or choose another --run_dir'
+                              % args.init_checkpoint)
     if found and not args.resume:
         if not args.overwrite:
             lock.close()
@@ -888,11 +910,11 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
         train_seconds = time.time() - tic
         if len(ctx) * workers.num_workers > 1:
             workers.average_batch_norm_statistics(running_stats)
-        if not root:
-            continue
         try:
-            if args.precise_bn and not args.freeze_batch_norm:
+            if args.precise_bn and not args.freeze_batch_norm:  # every worker alike
                 precise_statistics(args, net, train_set, ctx, epoch, args.workers)
+            if not root:
+                continue
             metric = validate(net, val_set, ctx, args.workers, progress=not args.no_progress)
         except DataWorkerDied as err:
             raise TrainingStopped('%s(validation) %s\nstopped; the last complete checkpoint '

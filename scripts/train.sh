@@ -43,14 +43,13 @@ if [ -n "$resume" ]; then
 fi
 RUN_DIR=${RUN_DIR:-runs/${DATASET}_${head_name}}
 
-# How phase folder $1 starts: "skip" (finished, when resuming), "--resume DIR" (an
-# interrupted phase), or "--resume -1" (a new one; train.py refuses a folder that holds
-# another run). Given after the user's arguments, so it wins over their --resume.
+# How phase folder $1 starts: "skip" (finished, when resuming), "resume" (an interrupted
+# phase) or "new" (train.py refuses a folder that holds another run).
 phase_start() {
-  if [ -z "$resume" ]; then echo "--resume -1"
+  if [ -z "$resume" ]; then echo new
   elif [ -f "$1/final.params" ]; then echo skip
-  elif ls "$1"/epoch_*.json >/dev/null 2>&1; then echo "--resume $1"
-  else echo "--resume -1"
+  elif ls "$1"/epoch_*.json >/dev/null 2>&1; then echo resume
+  else echo new
   fi
 }
 
@@ -61,16 +60,18 @@ common="--dataset $DATASET --data_dir $DATA_DIR --aspp_or_vortex $HEAD --gpus=$G
 run_phase() {
   n=$1 stride=$2 freeze=$3 batch=$4 lr=$5 iters=$6 what=$7
   shift 7
-  start=$(phase_start "$RUN_DIR/phase$n")
-  if [ "$start" = skip ]; then
-    echo "== phase $n already finished: $RUN_DIR/phase$n/final.params"
-    return
-  fi
-  echo "== phase $n: output stride $stride, $what, $iters iterations -> $RUN_DIR/phase$n"
+  dir=$RUN_DIR/phase$n
+  case $(phase_start "$dir") in
+    skip) echo "== phase $n already finished: $dir/final.params"; return ;;
+    resume) from=$dir ;;
+    *) from=-1 ;;
+  esac
+  echo "== phase $n: output stride $stride, $what, $iters iterations -> $dir"
+  # --resume last: it wins over one among the user's arguments
   # shellcheck disable=SC2086
   $PYTHON -m gluon_deeplab.train $common --phase "$n" --output_stride "$stride" \
     --freeze_batch_norm "$freeze" --batch_size "$batch" --initial_learning_rate "$lr" \
-    --max_iter "$iters" --run_dir "$RUN_DIR/phase$n" "$@" $start
+    --max_iter "$iters" --run_dir "$dir" "$@" --resume "$from"
 }
 
 run_phase 1 16 0 "$BATCH_SIZE" "$LR1" "$ITERS1" "BatchNorm trained" \

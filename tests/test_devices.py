@@ -35,3 +35,19 @@ def test_missing_gpus_and_gpus_too_new_for_the_wheel_are_named():
                                          r'9\.0\) cannot run the installed .*built for compute '
                                          r'capability 5\.0, 6\.0, 7\.0, 8\.0, 8\.6, without PTX'):
         check_gpus([0, 1], cuda=True, visible=2, capabilities=hopper)
+
+
+def test_capabilities_follow_cuda_visible_devices(monkeypatch):
+    """nvidia-smi numbers GPUs physically; MXNet's ids count the visible ones."""
+    import subprocess
+    from gluon_deeplab import devices
+    table = '0, 9.0, NVIDIA H100\n1, 8.6, NVIDIA A10\n2, 8.0, NVIDIA A100\n'
+    monkeypatch.setattr(subprocess, 'run', lambda *a, **k: subprocess.CompletedProcess(
+        a, 0, stdout=table, stderr=''))
+    monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
+    assert devices._compute_capabilities()[0] == ((9, 0), 'NVIDIA H100')
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '2,1')
+    assert devices._compute_capabilities() == {0: ((8, 0), 'NVIDIA A100'),
+                                               1: ((8, 6), 'NVIDIA A10')}
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', 'GPU-1234')
+    assert devices._compute_capabilities() == {}

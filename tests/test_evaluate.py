@@ -79,3 +79,10 @@ def test_a_bare_params_file_needs_dataset_and_head(checkpoint, capsys):
                    'give --dataset and --head' % path)
     assert main(['--checkpoint', os.path.dirname(path), '--dataset', 'camvid']) == 2
     assert 'is a folder; give a .params file in it' in capsys.readouterr().err
+
+
+def test_a_bare_params_file_of_a_folder_data_set_is_one_line(checkpoint, capsys):
+    _, path = checkpoint
+    assert main(['--checkpoint', path, '--dataset', 'folder', '--head', 'aspp',
+                 '--data_dir', SAMPLE]) == 2
+    assert 'the number of classes of %s is unknown' % path in capsys.readouterr().err

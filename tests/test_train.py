@@ -792,3 +792,47 @@ def test_group_norm_trains_freezes_its_affine_in_phase_2_and_evaluates(tmp_path,
     assert any(max_abs_diff(params[k], after[k]) > 0 for k in params if k.endswith('weight'))
     assert evaluate_main(['--checkpoint', str(p2 / 'final.params'), '--workers', '0',
                           '--no_progress']) == 0
+
+
+def test_resume_continues_in_the_resumed_folder():
+    args = parse_args(['--resume', 'runs/exp1'])
+    assert args.run_dir == 'runs/exp1'
+    assert parse_args(['--resume', 'runs/exp1/epoch_0003.json']).run_dir == 'runs/exp1'
+    assert parse_args(['--resume', 'runs/exp1', '--run_dir', 'x']).run_dir == 'x'
+
+
+@pytest.mark.slow
+def test_resume_and_overwrite_never_touch_another_runs_files(tmp_path, capsys):
+    a, b = tmp_path / 'a', tmp_path / 'b'
+    assert main(_tiny(a, '--max_iter', '1')) == 0
+    assert main(_tiny(b, '--max_iter', '1')) == 0
+    before = {p: p.read_bytes() for p in b.iterdir() if p.name != '.lock'}
+    capsys.readouterr()
+    assert main(_tiny(b, '--train_epochs', '2', '--resume', str(a))) == 2  # run_dir b, resume a
+    assert '--resume %s writes into run folder %s, which holds another run' % (a, b) \
+        in capsys.readouterr().err
+    assert main(_tiny(b, '--max_iter', '1', '--overwrite', '--init_checkpoint',
+                      str(b / 'final.params'))) == 2
+    assert 'is in the run folder that --overwrite would empty' in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in before} == before
+
+
+@pytest.mark.slow
+def test_reinit_classifier_with_the_decoder(tmp_path, capsys):
+    run = tmp_path / 'v3p'
+    assert main(_tiny(run, '--max_iter', '1', '--decoder_output_stride', '4')) == 0
+    data = tmp_path / 'folder'
+    from PIL import Image
+    (data / 'images').mkdir(parents=True)
+    (data / 'masks').mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((40, 48, 3), 40 * i, np.uint8)).save(data / 'images' / ('%d.png' % i))
+        Image.fromarray(np.full((40, 48), i % 2, np.uint8)).save(data / 'masks' / ('%d.png' % i))
+    (data / 'classes.txt').write_text('a\nb\n')
+    (data / 'train.txt').write_text('0\n1\n2\n')
+    (data / 'val.txt').write_text('3\n')
+    assert main(['--dataset', 'folder', '--data_dir', str(data), '--crop_size', '32',
+                 '--batch_size', '2', '--workers', '0', '--no_progress', '--max_iter', '1',
+                 '--decoder_output_stride', '4', '--init_checkpoint', str(run / 'final.params'),
+                 '--reinit_classifier', '--run_dir', str(tmp_path / 'ft')]) == 0
+    assert 'except decoder.classifier.weight, decoder.classifier.bias' in capsys.readouterr().out

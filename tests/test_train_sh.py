@@ -19,6 +19,9 @@ ENV = {'DATASET': 'camvid', 'DATA_DIR': SAMPLE, 'CROP_SIZE': '32', 'ITERS1': '1'
 def _train_sh(cwd, *args):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get('PYTHONPATH', '')]),
                **ENV)
+    if '--run_dir_env' in args:  # RUN_DIR for the script, not an argument
+        i = args.index('--run_dir_env')
+        env['RUN_DIR'], args = args[i + 1], args[:i] + args[i + 2:]
     return subprocess.run(['sh', os.path.join(REPO, 'scripts', 'train.sh'), '--no_progress']
                           + list(args), cwd=str(cwd), env=env, capture_output=True, text=True,
                           timeout=600)
@@ -51,15 +54,16 @@ def test_head_forms_name_the_run_folder_and_nothing_is_overwritten(tmp_path):
 
 
 def test_resume_skips_a_finished_phase_and_resumes_the_interrupted_one(tmp_path):
-    proc = _train_sh(tmp_path, '--aspp_or_vortex', '1')
+    """In a run folder whose path has a space."""
+    proc = _train_sh(tmp_path, '--aspp_or_vortex', '1', '--run_dir_env', 'my runs/camvid_aspp')
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    run = tmp_path / 'runs' / 'camvid_aspp'
+    run = tmp_path / 'my runs' / 'camvid_aspp'
     phase1 = (run / 'phase1' / 'final.params').read_bytes()
     (run / 'phase2' / 'final.params').unlink()  # as if stopped after phase 2's checkpoint
-    proc = _train_sh(tmp_path, '--resume', 'runs/camvid_aspp/phase1')
+    proc = _train_sh(tmp_path, '--resume', 'my runs/camvid_aspp/phase1')
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert '== phase 1 already finished: runs/camvid_aspp/phase1/final.params' in proc.stdout
-    assert 'resumed from runs/camvid_aspp/phase2/epoch_0001.json' in proc.stdout
+    assert '== phase 1 already finished: my runs/camvid_aspp/phase1/final.params' in proc.stdout
+    assert 'resumed from my runs/camvid_aspp/phase2/epoch_0001.json' in proc.stdout
     assert (run / 'phase1' / 'final.params').read_bytes() == phase1
     assert (run / 'phase2' / 'final.params').is_file()
     assert sorted(f.name for f in (run / 'phase2').glob('eval_*.json')) == [
