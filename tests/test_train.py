@@ -826,7 +826,8 @@ def test_reinit_classifier_with_the_decoder(tmp_path, capsys):
     (data / 'images').mkdir(parents=True)
     (data / 'masks').mkdir()
     for i in range(4):
-        Image.fromarray(np.full((40, 48, 3), 40 * i, np.uint8)).save(data / 'images' / ('%d.png' % i))
+        Image.fromarray(np.full((40, 48, 3), 40 * i, np.uint8)).save(
+            data / 'images' / ('%d.png' % i))
         Image.fromarray(np.full((40, 48), i % 2, np.uint8)).save(data / 'masks' / ('%d.png' % i))
     (data / 'classes.txt').write_text('a\nb\n')
     (data / 'train.txt').write_text('0\n1\n2\n')
