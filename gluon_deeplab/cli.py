@@ -21,7 +21,7 @@ from .group_norm import GroupNorm
 from .heads import HEAD_BY_NUMBER, HEADS
 
 __all__ = ['head_name', 'backbone_name', 'positive_int', 'nonnegative_int', 'positive_float',
-           'nonnegative_float',
+           'nonnegative_float', 'unit_fraction',
            'add_network_args', 'network_from_args', 'add_inference_args', 'add_device_args',
            'scales', 'run_command', 'UserError']
 
@@ -82,6 +82,7 @@ nonnegative_int = _number(int, lambda v: v >= 0, 'an integer >= 0')
 positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, 'a finite number > 0')
 nonnegative_float = _number(float, lambda v: math.isfinite(v) and v >= 0,
                             'a finite number >= 0')
+unit_fraction = _number(float, lambda v: 0 < v <= 1, 'a number in (0, 1]')
 
 
 def scales(text):

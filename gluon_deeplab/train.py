@@ -38,7 +38,7 @@ from .checkpoint import (atomic_write, atomic_write_text, latest_checkpoint, loa
 from .aux_head import AuxHead, WithAuxHead
 from .class_weights import format_class_weights, median_frequency_weights, read_class_weights
 from .cli import (add_device_args, backbone_name, head_name, nonnegative_float, nonnegative_int,
-                  positive_float, positive_int, run_command)
+                  positive_float, positive_int, run_command, scales, unit_fraction)
 from .datasets import DATASETS, IGNORE_LABEL, get_dataset
 from .datasets.checks import check_overlap, drop_bad_samples
 from .deeplab import get_deeplab, initialize_network
@@ -73,25 +73,9 @@ def multi_grid(text):
     return rates
 
 
-def unit_fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = float('nan')
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError('expected a number in (0, 1], got %r' % text)
-    return value
-
-
-def msc_scales(text):
-    try:
-        values = tuple(float(v) for v in text.split(','))
-    except ValueError:
-        values = ()
-    if not values or not all(0 < v <= 1 for v in values):
-        raise argparse.ArgumentTypeError('expected scales in (0, 1] separated by commas, got %r'
-                                         % text)
-    return values
+def resume_folder(resume):
+    """The run folder of ``--resume`` (a folder, or a checkpoint ``.json`` in one)."""
+    return os.path.dirname(resume) if resume.endswith('.json') else resume
 
 
 def parse_args(argv=None):
@@ -114,7 +98,7 @@ def parse_args(argv=None):
                    default='resnet50_v2',
                    help='resnet50_v2 or resnet101_v2 (resnet_v2_50 / _101 accepted)')
     g.add_argument('--output_stride', type=int, default=16, choices=(8, 16))
-    g.add_argument('--msc', type=msc_scales, nargs='?', const=DEFAULT_SCALES, default=None,
+    g.add_argument('--msc', type=scales, nargs='?', const=DEFAULT_SCALES, default=None,
                    help='DeepLab v2 multi-scale-input training: the network on the crop at '
                         'these scales (default 1,0.75,0.5), logits fused by maximum, the loss '
                         'summed over every scale and the fusion')
@@ -207,8 +191,7 @@ def parse_args(argv=None):
     if args.max_iter is None and args.train_epochs is None:
         args.max_iter = 30000
     if args.run_dir is None and args.resume:  # continue the run where it is
-        args.run_dir = (os.path.dirname(args.resume) if args.resume.endswith('.json')
-                        else args.resume)
+        args.run_dir = resume_folder(args.resume)
     if args.run_dir is None:
         args.run_dir = os.path.join('runs', '%s_%s_os%d' % (args.dataset, args.head,
                                                            args.output_stride))
@@ -627,8 +610,7 @@ def claim_run_folder(args):
     lock = lock_run_folder(args.run_dir)
     remove_temporary_files(args.run_dir)
     found = run_files(args.run_dir)
-    resumed = args.resume and os.path.abspath(
-        os.path.dirname(args.resume) if args.resume.endswith('.json') else args.resume)
+    resumed = args.resume and os.path.abspath(resume_folder(args.resume))
     if found and resumed and resumed != os.path.abspath(args.run_dir):
         lock.close()
         raise FileExistsError('--resume %s writes into run folder %s, which holds another run '
