@@ -97,6 +97,14 @@ def scales(text):
     return values
 
 
+def scale_range(text):
+    """``--scale_range``: ``MIN,MAX``, two positive numbers with MIN <= MAX -> tuple."""
+    values = scales(text)
+    if len(values) != 2 or values[0] > values[1]:
+        raise argparse.ArgumentTypeError('expected MIN,MAX with 0 < MIN <= MAX, got %r' % text)
+    return values
+
+
 def add_network_args(parser):
     """``--checkpoint`` and the flags describing its network (each defaults to what the
     trainer saved beside the checkpoint, then to ``NETWORK_DEFAULTS``)."""

@@ -27,6 +27,8 @@ INIT = mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2)
 #: ``output_stride``, ``backbone_name``, ``stages(F, x[, with_stage3])``,
 #: ``low_level_stride`` and ``load_model_zoo_params(filename, ctx)``.
 BACKBONES = {
+    'resnet18_v2': lambda os_, grid, norm: ResNetV2Backbone('resnet18_v2', os_, grid, norm),
+    'resnet34_v2': lambda os_, grid, norm: ResNetV2Backbone('resnet34_v2', os_, grid, norm),
     'resnet50_v2': lambda os_, grid, norm: ResNetV2Backbone('resnet50_v2', os_, grid, norm),
     'resnet101_v2': lambda os_, grid, norm: ResNetV2Backbone('resnet101_v2', os_, grid, norm),
     'xception65': lambda os_, grid, norm: Xception65Backbone(os_, norm),  # no multi-grid

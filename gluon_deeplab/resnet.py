@@ -15,9 +15,12 @@ from .zoo import load_zoo_file
 
 __all__ = ['ResNetV2Backbone', 'BACKBONE_LAYERS', 'stage_rates', 'load_model_zoo_params']
 
-#: Units per stage for each supported backbone name.
-BACKBONE_LAYERS = {'resnet50_v2': (3, 4, 6, 3), 'resnet101_v2': (3, 4, 23, 3)}
-_STAGE_CHANNELS = (256, 512, 1024, 2048)
+#: Backbone name -> (unit, units per stage), as in the Gluon model zoo's ``resnet*_v2``.
+BACKBONE_LAYERS = {'resnet18_v2': ('basic', (2, 2, 2, 2)), 'resnet34_v2': ('basic', (3, 4, 6, 3)),
+                   'resnet50_v2': ('bottleneck', (3, 4, 6, 3)),
+                   'resnet101_v2': ('bottleneck', (3, 4, 23, 3))}
+#: Output channels of stages 1-4 for each kind of unit.
+_STAGE_CHANNELS = {'basic': (64, 128, 256, 512), 'bottleneck': (256, 512, 1024, 2048)}
 
 #: Output stride -> (first-unit stride, atrous rate) of stages 3 and 4. Stages 1-2 never
 #: change (stride 1 then 2, rate 1); stage 4's rate is multiplied by the multi-grid.
@@ -69,32 +72,68 @@ class BottleneckV2(nn.HybridBlock):
         return x + residual
 
 
+class BasicBlockV2(nn.HybridBlock):
+    """Pre-activation basic unit (He et al. 2016, Fig. 4e with two 3x3 convolutions, as in
+    ResNet-18/34) whose first 3x3 convolution is atrous, as mmsegmentation's dilated
+    ResNet does.
+
+    Input (N, C_in, H, W) float32 -> (N, channels, H / stride, W / stride).
+    Parameter names match the model-zoo ``BasicBlockV2``.
+    """
+
+    def __init__(self, channels, stride, dilation=1, downsample=False,
+                 norm_layer=nn.BatchNorm, **kwargs):
+        super(BasicBlockV2, self).__init__(**kwargs)
+        self.bn1 = norm_layer()
+        self.conv1 = nn.Conv2D(channels, 3, stride, padding=dilation, dilation=dilation,
+                               use_bias=False)
+        self.bn2 = norm_layer()
+        self.conv2 = nn.Conv2D(channels, 3, 1, padding=1, use_bias=False, in_channels=channels)
+        self.downsample = nn.Conv2D(channels, 1, stride, use_bias=False) if downsample else None
+
+    def hybrid_forward(self, F, x):
+        residual = x
+        x = F.Activation(self.bn1(x), act_type='relu')
+        if self.downsample is not None:  # projection shortcut sees the activated input
+            residual = self.downsample(x)
+        x = self.conv1(x)
+        x = self.conv2(F.Activation(self.bn2(x), act_type='relu'))
+        return x + residual
+
+
+_UNITS = {'basic': BasicBlockV2, 'bottleneck': BottleneckV2}
+
+
 class ResNetV2Backbone(nn.HybridBlock):
     """Dilated ResNet-v2 feature extractor.
 
     Parameters
     ----------
     name : str
-        ``'resnet50_v2'`` or ``'resnet101_v2'`` (see ``BACKBONE_LAYERS``).
+        ``'resnet18_v2'``, ``'resnet34_v2'`` (basic units), ``'resnet50_v2'`` or
+        ``'resnet101_v2'`` (bottleneck units); see ``BACKBONE_LAYERS``.
     output_stride : int
         8, 16 or 32: input size / feature size. 16 makes stage 4 atrous (base rate 2),
         8 also stage 3 (rate 2) and stage 4 base rate 4.
     multi_grid : tuple of int
-        Stage-4 unit rate multipliers; DeepLabV3 uses (1, 2, 4).
+        Stage-4 unit rate multipliers, one per unit; DeepLabV3 uses (1, 2, 4);
+        ResNet-18's two units take (1, 2).
     norm_layer : callable
         Makes every batch normalisation layer (keyword arguments ``scale``/``center``):
         ``nn.BatchNorm`` by default, ``functools.partial(nn.BatchNorm,
         use_global_stats=True)`` to freeze statistics, or ``SyncBatchNorm``.
 
-    Input (N, 3, H, W) float32 -> (N, 2048, ceil(H / os), ceil(W / os)) float32, after the
-    backbone's final BatchNorm + ReLU (model-zoo ``features[0:11]``).
+    Input (N, 3, H, W) float32 -> (N, out_channels, ceil(H / os), ceil(W / os)) float32
+    (2048 channels with bottleneck units, 512 with basic ones), after the backbone's final
+    BatchNorm + ReLU (model-zoo ``features[0:11]``).
     Raises ValueError for an unknown name or output stride.
     """
 
     def __init__(self, name='resnet50_v2', output_stride=16, multi_grid=(1, 2, 4),
                  norm_layer=nn.BatchNorm, **kwargs):
         super(ResNetV2Backbone, self).__init__(**kwargs)
-        layers = lookup(BACKBONE_LAYERS, name, 'backbone')
+        unit_kind, layers = lookup(BACKBONE_LAYERS, name, 'backbone')
+        channels = _STAGE_CHANNELS[unit_kind]
         if len(multi_grid) != layers[3]:
             raise ValueError('multi_grid needs one rate per stage-4 unit (%d), got %r'
                              % (layers[3], multi_grid))
@@ -103,6 +142,7 @@ class ResNetV2Backbone(nn.HybridBlock):
                   (stride4, tuple(rate4 * g for g in multi_grid))]
         self.output_stride = output_stride
         self.backbone_name = name
+        self.low_level_channels, self.out_channels = channels[0], channels[3]
         with self.name_scope():
             self.features = nn.HybridSequential(prefix='')
             # Indices 0-4 and 9-10 follow the model zoo's layout so names match.
@@ -118,9 +158,10 @@ class ResNetV2Backbone(nn.HybridBlock):
                 stage_seq = nn.HybridSequential(prefix='stage%d_' % (stage + 1))
                 with stage_seq.name_scope():
                     for unit, rate in enumerate(unit_rates):
-                        stage_seq.add(BottleneckV2(
-                            _STAGE_CHANNELS[stage], stride if unit == 0 else 1,
-                            dilation=rate, downsample=(unit == 0),
+                        # the model zoo projects the shortcut where channels or size change
+                        stage_seq.add(_UNITS[unit_kind](
+                            channels[stage], stride if unit == 0 else 1, dilation=rate,
+                            downsample=unit == 0 and (stage > 0 or unit_kind != 'basic'),
                             norm_layer=norm_layer, prefix=''))
                 self.features.add(stage_seq)
             self.features.add(norm_layer())
@@ -130,18 +171,18 @@ class ResNetV2Backbone(nn.HybridBlock):
         """``load_model_zoo_params(self, filename, ctx)``."""
         load_model_zoo_params(self, filename, ctx)
 
-    #: Stride and channels of ``stages``' low-level features (stage 1's output).
-    low_level_stride, low_level_channels, out_channels = 4, 256, 2048
+    #: Stride of ``stages``' low-level features (stage 1's output; ``low_level_channels``).
+    low_level_stride = 4
 
     def hybrid_forward(self, F, x):
         return self.features(x)
 
     def stages(self, F, x, with_stage3=False):
-        """``(low, high)``: stage 1's output (N, 256, ceil(H/4), ceil(W/4)), the
-        low-level features of the DeepLabV3+ decoder, and the backbone's output as
-        ``hybrid_forward`` gives it, in one pass. With ``with_stage3``: ``(low, stage3,
-        high)``, stage 3's output (N, 1024, ceil(H/os'), ...) for the auxiliary head
-        (os' = 16 at output stride 16 and 32, 8 at 8)."""
+        """``(low, high)``: stage 1's output (N, low_level_channels, ceil(H/4),
+        ceil(W/4)), the low-level features of the DeepLabV3+ decoder, and the backbone's
+        output as ``hybrid_forward`` gives it, in one pass. With ``with_stage3``: ``(low,
+        stage3, high)``, stage 3's output (N, out_channels / 2, ceil(H/os'), ...) for the
+        auxiliary head (os' = 16 at output stride 16 and 32, 8 at 8)."""
         found = {}
         for i, layer in enumerate(self.features):
             x = layer(x)

@@ -38,7 +38,8 @@ from .checkpoint import (atomic_write, atomic_write_text, latest_checkpoint, loa
 from .aux_head import AuxHead, WithAuxHead
 from .class_weights import format_class_weights, median_frequency_weights, read_class_weights
 from .cli import (add_device_args, backbone_name, head_name, nonnegative_float, nonnegative_int,
-                  positive_float, positive_int, run_command, scales, unit_fraction)
+                  positive_float, positive_int, run_command, scale_range, scales,
+                  unit_fraction)
 from .datasets import DATASETS, IGNORE_LABEL, get_dataset
 from .datasets.checks import check_overlap, drop_bad_samples
 from .deeplab import get_deeplab, initialize_network
@@ -85,6 +86,9 @@ def parse_args(argv=None):
     g.add_argument('--dataset', default='voc_aug', choices=sorted(DATASETS))
     g.add_argument('--data_dir', default='VOCdevkit_aug', help='dataset root folder')
     g.add_argument('--crop_size', type=positive_int, default=513, help='training crop, pixels')
+    g.add_argument('--scale_range', type=scale_range, default=(0.5, 2.0), metavar='MIN,MAX',
+                   help='random scale of each training image before the crop, uniform in '
+                        '[MIN, MAX] (TF deeplab\'s min/max_scale_factor)')
     g.add_argument('--skip_bad_samples', action='store_true',
                    help='drop samples that do not load (checked at start-up) with a warning '
                         'instead of stopping')
@@ -96,7 +100,7 @@ def parse_args(argv=None):
                         'Module A ablation); --aspp_or_vortex 1 = ASPP, 2 = Vortex Pooling')
     g.add_argument('--backbone', '--base_architecture', dest='backbone', type=backbone_name,
                    default='resnet50_v2',
-                   help='resnet50_v2 or resnet101_v2 (resnet_v2_50 / _101 accepted)')
+                   help='resnet18_v2, resnet34_v2, resnet50_v2, resnet101_v2 (resnet_v2_50 / _101 accepted) or xception65')
     g.add_argument('--output_stride', type=int, default=16, choices=(8, 16))
     g.add_argument('--msc', type=scales, nargs='?', const=DEFAULT_SCALES, default=None,
                    help='DeepLab v2 multi-scale-input training: the network on the crop at '
@@ -361,13 +365,14 @@ def stop_if_a_data_worker_dies(loader, interval=1.0):
 
 def load_data(args, threads=None):
     """The training and validation datasets of ``args`` (``--dataset``, ``--data_dir``,
-    ``--crop_size``, ``--seed``), checked before any training: every sample must load
+    ``--crop_size``, ``--scale_range``, ``--seed``), checked before any training: every sample must load
     (or is dropped with ``--skip_bad_samples``) and the training list must not share
     images with the val list (``--allow_overlap``). Raises FileNotFoundError or
     ValueError naming the folder, list or files."""
     cls = DATASETS[args.dataset]
     train_set = get_dataset(args.dataset, args.data_dir, cls.TRAIN_SPLIT,
-                            TrainTransform(args.crop_size), seed=args.seed)
+                            TrainTransform(args.crop_size, args.scale_range),
+                            seed=args.seed)
     val_set = get_dataset(args.dataset, args.data_dir, cls.VAL_SPLIT, EvalTransform())
     check_overlap(train_set, val_set, allow=args.allow_overlap)
     for dataset in (train_set, val_set):

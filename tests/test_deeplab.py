@@ -64,7 +64,7 @@ def test_pretrained_base_initialises_trunk_from_model_zoo_file(tmp_path):
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(ValueError, match='aspp, vortex'):
         get_deeplab('psp')
-    with pytest.raises(ValueError, match='resnet101_v2, resnet50_v2'):
+    with pytest.raises(ValueError, match='resnet101_v2, resnet18_v2, resnet34_v2, resnet50_v2'):
         get_deeplab(backbone='resnet50')
     with pytest.raises(ValueError, match='output_stride'):
         get_deeplab(output_stride=32)

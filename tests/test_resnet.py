@@ -76,7 +76,38 @@ def test_bad_parameter_files_fail_clearly(tmp_path, zoo_file):
 
 
 def test_invalid_arguments():
-    with pytest.raises(ValueError, match='resnet101_v2, resnet50_v2'):
+    with pytest.raises(ValueError, match='resnet101_v2, resnet18_v2, resnet34_v2, resnet50_v2'):
         ResNetV2Backbone('resnet18')
     with pytest.raises(ValueError, match='output_stride'):
         stage_rates(4)
+
+
+@pytest.mark.parametrize('name,grid', [('resnet18_v2', (1, 1)), ('resnet34_v2', (1, 1, 1))])
+def test_basic_unit_backbones_load_the_zoo_file_and_match_its_features(tmp_path, name, grid):
+    mx.random.seed(2)
+    zoo = vision.get_model(name)
+    zoo.initialize(mx.init.Xavier())
+    zoo(mx.nd.zeros((1, 3, 32, 32)))
+    for p in zoo.collect_params('.*running_mean|.*running_var').values():
+        p.set_data(mx.nd.random.uniform(0.5, 1.5, shape=p.shape))
+    path = str(tmp_path / (name + '.params'))
+    zoo.save_parameters(path)
+    trunk = ResNetV2Backbone(name, output_stride=32, multi_grid=grid)
+    load_model_zoo_params(trunk, path)
+    x = mx.nd.random.normal(shape=(2, 3, 67, 53))
+    ref = zoo.features[:11](x)
+    out = trunk(x)
+    assert out.shape == ref.shape == (2, 512, 3, 2)
+    assert max_abs_diff(out, ref) < 1e-5
+    # atrous at output stride 8: stage 1's 64 channels at stride 4, stage 4 at stride 8
+    trunk = ResNetV2Backbone(name, output_stride=8, multi_grid=(1, 2) if len(grid) == 2 else (1, 2, 4))
+    load_model_zoo_params(trunk, path)
+    low, high = trunk.stages(mx.nd, mx.nd.zeros((1, 3, 64, 80)))
+    assert (trunk.low_level_channels, trunk.out_channels) == (64, 512)
+    assert low.shape == (1, 64, 16, 20) and high.shape == (1, 512, 8, 10)
+    assert [u.conv1._kwargs['dilate'][0] for u in trunk.features[8]] == [4, 8, 16][:len(grid)]
+
+
+def test_multi_grid_needs_one_rate_per_stage4_unit():
+    with pytest.raises(ValueError, match=r'one rate per stage-4 unit \(2\)'):
+        ResNetV2Backbone('resnet18_v2', multi_grid=(1, 2, 4))

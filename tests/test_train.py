@@ -488,7 +488,9 @@ def test_a_run_folder_in_use_is_refused_naming_the_process(tmp_path):
                                         ('--train_epochs', '0'), ('--workers', '-1'),
                                         ('--initial_learning_rate', 'nan'),
                                         ('--initial_learning_rate', '0'),
-                                        ('--multi_grid', '1,0,2'), ('--head', '3')])
+                                        ('--multi_grid', '1,0,2'), ('--head', '3'),
+                                        ('--scale_range', '2,1'), ('--scale_range', '0.5'),
+                                        ('--scale_range', '0,1')])
 def test_bad_numbers_are_refused_before_anything_runs(flag, value, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(_tiny(tmp_path / 'run', flag, value))

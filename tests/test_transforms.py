@@ -40,3 +40,11 @@ def test_image_and_label_stay_aligned_through_scale_crop_flip():
 def test_eval_transform_keeps_size():
     img, label = EvalTransform()(np.zeros((7, 9, 3), np.uint8), np.zeros((7, 9), np.uint8))
     assert img.shape == (3, 7, 9) and label.shape == (7, 9)
+
+
+def test_scale_range_sets_the_size_before_the_crop():
+    img = np.full((40, 60, 3), 100, np.uint8)
+    label = np.ones((40, 60), np.uint8)
+    out_img, out_label = TrainTransform(64, scale_range=(0.5, 0.5))(img, label,
+                                                                    np.random.default_rng(0))
+    assert (out_label == 1).sum() == 20 * 30  # the image at half size, padded to 64x64
