@@ -1,0 +1,19 @@
+#!/bin/sh
+# CamVid from random initialisation on a CPU: scripts/train.sh with a schedule that fits
+# a 2-core machine (README, Results). ResNet18-v2 backbone (multi-grid 1,2), crop 224 of
+# images randomly scaled 0.5-1.5, batch 8, SGD lr 0.01 poly 0.9, SegNet's median frequency
+# class weights, precise BatchNorm statistics (10 batches) before each validation and
+# before phase 2:
+#   phase 1: 900 iterations (20 epochs), output stride 16, BatchNorm trained
+#   phase 2: 45 iterations (1 epoch), output stride 8, BatchNorm frozen, lr 0.001
+#   then: evaluation at output stride 8 on the 101 val images at 480x360
+# Arguments go to scripts/train.sh and win, e.g.
+#   sh scripts/train_camvid.sh --aspp_or_vortex 2
+#   sh scripts/train_camvid.sh --resume runs/camvid_aspp    # continue an interrupted run
+# DATA_DIR (default ../shared/data/camvid), RUN_DIR and PYTHON are read as train.sh does.
+set -eu
+cd "$(dirname "$0")/.."
+DATASET=camvid DATA_DIR=${DATA_DIR:-../shared/data/camvid} CROP_SIZE=224 \
+  BATCH_SIZE=8 BATCH_SIZE2=8 ITERS1=900 ITERS2=45 LR1=0.01 LR2=0.001 GPUS= WORKERS=1 \
+  sh scripts/train.sh --backbone resnet18_v2 --multi_grid 1,2 --scale_range 0.5,1.5 \
+  --class_weights median_freq --precise_bn 10 --no_progress "$@"
