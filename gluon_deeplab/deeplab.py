@@ -58,9 +58,9 @@ class DeepLabV3(nn.HybridBlock):
         self._hybridize_args = None  # (active, flags) of the last hybridize call
         self._planned_map = None  # feature map size a by-taps plan is for; None: any
 
-    def hybridize(self, active=True, **kwargs):
-        self._hybridize_args = (active, kwargs)
-        super(DeepLabV3, self).hybridize(active, **kwargs)
+    def hybridize(self, active=True, *args, **kwargs):
+        self._hybridize_args = (active, args, kwargs)
+        super(DeepLabV3, self).hybridize(active, *args, **kwargs)
 
     def plan(self, input_size, training, device_type='cpu'):
         """Choose how the head's atrous layers compute for the inputs that follow:
@@ -80,8 +80,8 @@ class DeepLabV3(nn.HybridBlock):
         changed = any([conv.set_map_size(size, training, device_type) for conv in convs])
         self._planned_map = size if any(conv.taps for conv in convs) else None
         if changed and self._hybridize_args is not None:
-            active, flags = self._hybridize_args
-            self.hybridize(active, **flags)  # public API: drops the cached graphs
+            active, args, flags = self._hybridize_args
+            self.hybridize(active, *args, **flags)  # public API: drops the cached graphs
         return changed
 
     def forward(self, x, *args):

@@ -20,6 +20,7 @@ from .cli import (UserError, add_device_args, add_inference_args, add_network_ar
                   network_from_args, positive_int, run_command)
 from .datasets import DATASETS, get_dataset
 from .devices import parse_contexts
+from .fusion import hybridize_for_inference
 from .inference import predict_probs
 from .metrics import SegmentationMetric
 from .plot import plot_confusion
@@ -100,7 +101,7 @@ def _main(argv):
     args = parse_args(argv)
     ctx = parse_contexts(args.gpus)
     net = network_from_args(args, ctx)
-    net.hybridize(static_alloc=True)
+    hybridize_for_inference(net, ctx[0])  # oneDNN conv + BatchNorm + ReLU fusion on CPUs
     cls = DATASETS[args.dataset]
     args.split = args.split or cls.VAL_SPLIT
     saved = load_settings(args.checkpoint)

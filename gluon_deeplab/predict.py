@@ -24,6 +24,7 @@ from .cli import UserError, add_device_args, add_inference_args, add_network_arg
     network_from_args, run_command
 from .datasets.base import read_image
 from .devices import parse_contexts
+from .fusion import hybridize_for_inference
 from .inference import predict_probs
 from .plot import save_overlay
 from .transforms import normalize
@@ -80,7 +81,7 @@ def _main(argv):
     args = parse_args(argv)
     ctx = parse_contexts(args.gpus)[0]
     net = network_from_args(args, ctx)
-    net.hybridize(static_alloc=True)
+    hybridize_for_inference(net, ctx)  # oneDNN conv + BatchNorm + ReLU fusion on CPUs
     paths = list_images(args.inputs)
     if not paths:
         raise UserError('no image (%s) in %s' % ('/'.join(IMAGE_EXTENSIONS),

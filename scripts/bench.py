@@ -7,13 +7,17 @@
 
 Rows: our ASPP, Vortex (Module B) and Module A at output stride 16 and 8, DeepLabV3+
 (the decoder, ``+dec``) with ASPP and Vortex, the Xception-65 backbone (``@xception65``),
-and
 ``gluoncv.model_zoo.deeplabv3.DeepLabV3`` (ResNet50, dilated to output stride 8, no
-auxiliary head) at the same input and batch size, all randomly initialised. Per row:
-training step (forward + backward + SGD update) and inference images/s, median over
-``--iters`` timed iterations after ``--warmup``; peak resident memory while the row ran
-(GPU: memory in use after it); parameter count; training and inference speed relative
-to GluonCV. Then, on the trunk's output at this size, forward + backward: the Vortex
+auxiliary head), and, when ``torch`` and ``torchvision`` import (they are not
+dependencies of the package), torchvision's DeepLabV3 (``resnet50(weights=None,
+replace_stride_with_dilation=...)`` and ``DeepLabHead``, rates 6/12/18 at output stride
+16 and 12/24/36 at 8; rows ``torchvision16`` / ``torchvision8``), at the same input and
+batch size, all randomly initialised. Per row: training step (forward + backward + SGD
+update) and inference images/s, median over ``--iters`` timed iterations after
+``--warmup``; GMAC per image counted from the layers' shapes (``gluon_deeplab.macs``) and
+the GFLOP/s achieved; peak resident memory while the row ran (GPU: memory in use after
+it); parameter count; training and inference speed relative to GluonCV and to
+torchvision at the same output stride. Then, on the trunk's output at this size, forward + backward: the Vortex
 pools alone (each of ``box_pool.POOLINGS``), and each head rate's 3x3 atrous
 convolution (2048 -> 256 channels) computed whole and by live taps
 (``atrous.AtrousConv2D``), with the share of its work that reads inside the map and
@@ -40,6 +44,7 @@ from gluon_deeplab.deeplab import get_deeplab
 from gluon_deeplab.devices import parse_contexts
 from gluon_deeplab.heads import aspp_rates
 from gluon_deeplab.loss import SoftmaxCrossEntropyLoss
+from gluon_deeplab.macs import count_macs
 from gluon_deeplab.precision import set_precision
 
 NUM_CLASSES = 11
@@ -100,12 +105,20 @@ def gluoncv_deeplab(size):
                      crop_size=size)
 
 
-def our_network(row):
-    """``(network, table name)`` of a row ``<head><output stride>[+dec][@<backbone>]``."""
+def parse_row(row):
+    """``(head, output stride, decoder, backbone)`` of a row ``<head><output
+    stride>[+dec][@<backbone>]`` (``torchvision<stride>`` too; ``gluoncv``: stride 8)."""
+    if row == 'gluoncv':
+        return 'gluoncv', 8, False, 'resnet50'
     spec, _, backbone = row.partition('@')
     spec, plus, _ = spec.partition('+dec')
     head = spec.rstrip('0123456789')
-    stride = int(spec[len(head):])
+    return head, int(spec[len(head):]), bool(plus), backbone
+
+
+def our_network(row):
+    """``(network, table name)`` of a row ``<head><output stride>[+dec][@<backbone>]``."""
+    head, stride, plus, backbone = parse_row(row)
     net = get_deeplab(head, stride, NUM_CLASSES, backbone=backbone or 'resnet50_v2',
                       decoder_output_stride=4 if plus else None)
     return net, 'ours %s OS %d%s%s' % (head, stride, ' + V3+ decoder' if plus else '',
@@ -114,6 +127,7 @@ def our_network(row):
 
 def bench_network(net, args, ctx):
     net.initialize(mx.init.Xavier(), ctx=ctx, force_reinit=True)
+    macs = count_macs(net, (1, 3, args.size, args.size), ctx[0])
     net.hybridize(static_alloc=True, static_shape=True)
     trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 1e-4, 'momentum': 0.9})
     loss_fn = SoftmaxCrossEntropyLoss()
@@ -140,7 +154,76 @@ def bench_network(net, args, ctx):
               - mx.context.gpu_memory_info(ctx[0].device_id)[0]
               if ctx[0].device_type == 'gpu' else rss.peak)
     return {'train_img_s': args.batch_size / train, 'infer_img_s': args.batch_size / infer,
-            'memory_mb': memory / 2 ** 20, 'params_m': params / 1e6}
+            'memory_mb': memory / 2 ** 20, 'params_m': params / 1e6, 'gmac': macs / 1e9}
+
+
+def torchvision_deeplab(stride):
+    """torchvision's DeepLabV3 at output stride 8 or 16, as its ``deeplabv3_resnet50``
+    builds it (without the auxiliary head), randomly initialised; None when torch or
+    torchvision does not import."""
+    try:
+        from torchvision.models import resnet50
+        from torchvision.models._utils import IntermediateLayerGetter
+        from torchvision.models.segmentation.deeplabv3 import DeepLabHead, DeepLabV3
+    except Exception as err:  # ImportError, or a torch/torchvision mismatch at import
+        print('torchvision rows skipped: %s' % err, file=sys.stderr)
+        return None
+    dilate = [False, True, True] if stride == 8 else [False, False, True]
+    trunk = IntermediateLayerGetter(resnet50(weights=None, replace_stride_with_dilation=dilate),
+                                    {'layer4': 'out'})
+    rates = [12, 24, 36] if stride == 8 else [6, 12, 18]
+    return DeepLabV3(trunk, DeepLabHead(2048, NUM_CLASSES, rates))
+
+
+def torch_macs(model, size):
+    """MACs per image of a torch model, counted as ``gluon_deeplab.macs`` counts them."""
+    import torch
+    total, handles = [0], []
+
+    def conv(m, inputs, out):
+        total[0] += out.numel() * m.weight.shape[1] * m.weight.shape[2] * m.weight.shape[3]
+
+    def dense(m, inputs, out):
+        total[0] += out.numel() * m.weight.shape[1]
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            handles.append(m.register_forward_hook(conv))
+        elif isinstance(m, torch.nn.Linear):
+            handles.append(m.register_forward_hook(dense))
+    model.eval()
+    with torch.inference_mode():
+        model(torch.zeros(1, 3, size, size))
+    for h in handles:
+        h.remove()
+    return total[0]
+
+
+def bench_torch(model, args):
+    """The ``bench_network`` measurements of a torch model on the CPU, with torch's own
+    loop: SGD step on the cross-entropy in train mode, ``inference_mode`` in eval mode."""
+    import torch
+    torch.set_num_threads(os.cpu_count())
+    macs = torch_macs(model, args.size)
+    x = torch.randn(args.batch_size, 3, args.size, args.size)
+    y = torch.randint(0, NUM_CLASSES, (args.batch_size, args.size, args.size))
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+
+    def train_step():
+        model.train()
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x)['out'], y).backward()
+        opt.step()
+
+    def infer():
+        model.eval()
+        with torch.inference_mode():
+            model(x)
+    with PeakRSS() as rss:
+        train = median_seconds(train_step, args.warmup, args.iters)
+        inference = median_seconds(infer, args.warmup, args.iters)
+    params = sum(p.numel() for p in model.parameters())
+    return {'train_img_s': args.batch_size / train, 'infer_img_s': args.batch_size / inference,
+            'memory_mb': rss.peak / 2 ** 20, 'params_m': params / 1e6, 'gmac': macs / 1e9}
 
 
 def bench_pools(args, ctx):
@@ -234,10 +317,10 @@ def main(argv=None):
     p.add_argument('--iters', type=int, default=5)
     p.add_argument('--rows', default='aspp16,vortex16,vortex_a16,aspp8,vortex8,aspp16+dec,'
                                      'vortex16+dec,aspp16@xception65,vortex16+dec@xception65,'
-                                     'gluoncv',
+                                     'gluoncv,torchvision16,torchvision8',
                    help='comma-separated rows: <head><output stride>[+dec][@<backbone>] '
-                        '(+dec: the DeepLabV3+ decoder) or gluoncv; empty: only the pools '
-                        'and atrous tables')
+                        '(+dec: the DeepLabV3+ decoder), gluoncv, torchvision16 or '
+                        'torchvision8; empty: only the pools and atrous tables')
     p.add_argument('--eval_data', default=None, help='CamVid root: also time one val pass')
     p.add_argument('--eval_stride', type=int, default=16, choices=(8, 16))
     p.add_argument('--workers', type=int, default=2, help='DataLoader workers (eval pass)')
@@ -250,20 +333,39 @@ def main(argv=None):
           % (device, args.size, args.size, args.batch_size, args.dtype, args.iters, args.warmup))
     results = {'settings': vars(args), 'device': device, 'rows': []}
     for row in filter(None, args.rows.split(',')):
-        if row == 'gluoncv':
-            net, name = gluoncv_deeplab(args.size), 'GluonCV DeepLabV3 (OS 8)'
+        if row.startswith('torchvision'):
+            stride = parse_row(row)[1]
+            model = torchvision_deeplab(stride) if not args.gpus else None
+            if model is None:
+                continue
+            measured = bench_torch(model, args)
+            name = 'torchvision DeepLabV3 (OS %d)' % stride
         else:
-            net, name = our_network(row)
-        results['rows'].append(dict(bench_network(net, args, ctx), row=row, name=name))
+            if row == 'gluoncv':
+                net, name = gluoncv_deeplab(args.size), 'GluonCV DeepLabV3 (OS 8)'
+            else:
+                net, name = our_network(row)
+            measured = bench_network(net, args, ctx)
+        results['rows'].append(dict(measured, row=row, name=name))
         print('measured %s' % name, file=sys.stderr, flush=True)
-    ref = {r['row']: r for r in results['rows']}.get('gluoncv')
+    by_row = {r['row']: r for r in results['rows']}
 
-    def ratio(r, key):
+    def ratio(r, key, ref):
         return '%.2fx' % (r[key] / ref[key]) if ref else '-'
-    print_table(['network', 'train img/s', 'inference img/s', 'train vs GluonCV',
-                 'inference vs GluonCV', 'peak memory MB', 'params M'],
+
+    def torchvision_of(r):  # the torchvision row at r's output stride
+        return by_row.get('torchvision%d' % parse_row(r['row'])[1])
+    print_table(['network', 'train img/s', 'inference img/s', 'GMAC/img', 'train GFLOP/s',
+                 'inference GFLOP/s', 'train vs GluonCV', 'inference vs GluonCV',
+                 'train vs torchvision', 'inference vs torchvision', 'peak memory MB',
+                 'params M'],
                 [[r['name'], '%.2f' % r['train_img_s'], '%.2f' % r['infer_img_s'],
-                  ratio(r, 'train_img_s'), ratio(r, 'infer_img_s'), '%.0f' % r['memory_mb'],
+                  '%.1f' % r['gmac'], '%.0f' % (6 * r['gmac'] * r['train_img_s']),
+                  '%.0f' % (2 * r['gmac'] * r['infer_img_s']),
+                  ratio(r, 'train_img_s', by_row.get('gluoncv')),
+                  ratio(r, 'infer_img_s', by_row.get('gluoncv')),
+                  ratio(r, 'train_img_s', torchvision_of(r)),
+                  ratio(r, 'infer_img_s', torchvision_of(r)), '%.0f' % r['memory_mb'],
                   '%.1f' % r['params_m']] for r in results['rows']])
     if args.dtype == 'float32':
         results['pools'] = bench_pools(args, ctx)

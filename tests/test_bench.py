@@ -27,5 +27,24 @@ def test_bench_writes_every_table(tmp_path, capsys):
                     **{(6, r): 'taps' for r in (9, 12, 24, 27, 36)}, (6, 3): 'whole'}
     assert {r['live_share'] for r in results['atrous'] if (r['map'], r['rate']) == (6, 3)} \
         == {(12 / 18) ** 2}
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert '| ours aspp OS 16 |' in out and '| ours vortex OS 8 + V3+ decoder, xception65 |' in out
+
+
+def test_torchvision_rows_are_skipped_with_the_reason_when_it_does_not_import(
+        tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, 'torchvision', None)  # import torchvision fails
+    out = tmp_path / 'bench.json'
+    assert bench.main(['--size', '32', '--rows', 'aspp16,torchvision16', '--iters', '1',
+                       '--warmup', '0', '--json', str(out)]) == 0
+    assert [r['row'] for r in json.loads(out.read_text())['rows']] == ['aspp16']
+    captured = capsys.readouterr()
+    assert 'torchvision rows skipped' in captured.err
+    assert '| GMAC/img | train GFLOP/s | inference GFLOP/s |' in captured.out
+
+
+def test_rows_parse_to_head_stride_decoder_backbone():
+    assert bench.parse_row('vortex8+dec@xception65') == ('vortex', 8, True, 'xception65')
+    assert bench.parse_row('aspp16') == ('aspp', 16, False, '')
+    assert bench.parse_row('torchvision16')[1] == 16 and bench.parse_row('gluoncv')[1] == 8
