@@ -3,12 +3,14 @@
     python -m gluon_deeplab.export --checkpoint runs/camvid_aspp/phase2/final.params \\
         --height 360 --width 480 --prefix exported/camvid_aspp [--onnx]
 
-The graph is fixed to one input size (N=1, 3, H, W): the logits are resized to an
+Every BatchNorm that follows a convolution is folded into its weights and bias. The
+graph is fixed to one input size (N=1, 3, H, W): the logits are resized to an
 explicit H x W (``deeplab.FixedSizeOutput``), which MXNet 1.9.1's ONNX exporter accepts
 (it rejects ``BilinearResize2D(mode='like')``). Reload the MXNet files with
 ``gluon.SymbolBlock.imports(prefix + '-symbol.json', ['data'], prefix + '-0000.params')``.
 """
 import argparse
+import json
 import os
 import sys
 
@@ -17,6 +19,7 @@ import numpy as np
 
 from .cli import add_network_args, network_from_args, positive_int, run_command
 from .deeplab import FixedSizeOutput
+from .fusion import fold_batch_norm
 
 __all__ = ['export_mxnet', 'export_onnx', 'main']
 
@@ -24,14 +27,24 @@ __all__ = ['export_mxnet', 'export_onnx', 'main']
 def export_mxnet(net, height, width, prefix, ctx=None):
     """Write ``net`` (a ``DeepLabV3``, left as it is) for a fixed (1, 3, height, width)
     input as ``prefix-symbol.json`` and ``prefix-0000.params``, through a
-    ``FixedSizeOutput`` wrapper. Returns the two paths."""
+    ``FixedSizeOutput`` wrapper, with every BatchNorm that follows a convolution folded
+    into it (``fusion.fold_batch_norm``). Returns the two paths."""
     fixed = FixedSizeOutput(net, height, width)
     fixed.hybridize(static_alloc=True)
     fixed(mx.nd.zeros((1, 3, height, width), ctx=ctx or mx.cpu()))
     folder = os.path.dirname(os.path.abspath(prefix))
     os.makedirs(folder, exist_ok=True)
     fixed.export(prefix)
-    return prefix + '-symbol.json', prefix + '-0000.params'
+    symbol_file, params_file = prefix + '-symbol.json', prefix + '-0000.params'
+    with open(symbol_file) as f:
+        graph = json.load(f)
+    saved = mx.nd.load(params_file)
+    kind = {key.split(':', 1)[1]: key.split(':', 1)[0] for key in saved}
+    graph, params, _ = fold_batch_norm(graph, {k.split(':', 1)[1]: v for k, v in saved.items()})
+    with open(symbol_file, 'w') as f:
+        json.dump(graph, f, indent=2)
+    mx.nd.save(params_file, {'%s:%s' % (kind.get(k, 'arg'), k): v for k, v in params.items()})
+    return symbol_file, params_file
 
 
 def export_onnx(symbol_file, params_file, height, width, onnx_file):

@@ -35,3 +35,70 @@ def hybridize_for_inference(net, ctx, example_shape=(1, 3, 64, 64)):
         return False
     net.optimize_for(mx.nd.zeros(example_shape, ctx=ctx), backend=BACKEND, static_alloc=True)
     return True
+
+
+def fold_batch_norm(graph, params):
+    """Fold every inference BatchNorm that directly follows a convolution (and is its
+    only consumer) into that convolution's weight and bias, in an exported graph:
+
+        W' = W * s,  b' = (b - mean) * s + beta,  s = gamma / sqrt(var + eps)
+
+    per output channel (gamma = 1 where the BatchNorm has ``fix_gamma``). ``graph`` is
+    the parsed ``-symbol.json`` (a dict, not changed), ``params`` maps parameter names
+    (without ``arg:``/``aux:``) to NDArrays (not changed). Returns ``(graph, params,
+    folded)``: the new graph and parameters, and how many BatchNorms were folded.
+    BatchNorms after anything else (in a pre-activation ResNet, those after each
+    residual sum) stay as they are.
+    """
+    nodes = graph['nodes']
+    consumers = [0] * len(nodes)
+    for node in nodes:
+        for src, _, _ in node['inputs']:
+            consumers[src] += 1
+    for src, _, _ in graph['heads']:
+        consumers[src] += 1
+    params = dict(params)
+    fold = {}  # BatchNorm node id -> convolution node id
+    for i, node in enumerate(nodes):
+        if node['op'] != 'BatchNorm' or node.get('attrs', {}).get('axis', '1') != '1':
+            continue
+        src = node['inputs'][0][0]
+        if nodes[src]['op'] != 'Convolution' or consumers[src] != 1:
+            continue
+        conv, attrs = nodes[src], node.get('attrs', {})
+        gamma, beta, mean, var = (nodes[j]['name'] for j, _, _ in node['inputs'][1:])
+        weight = nodes[conv['inputs'][1][0]]['name']
+        scale = 1 / mx.nd.sqrt(params[var] + float(attrs.get('eps', 1e-3)))
+        if attrs.get('fix_gamma', 'True') != 'True':
+            scale = scale * params[gamma]
+        bias = params[nodes[conv['inputs'][2][0]]['name']] if len(conv['inputs']) > 2 else 0
+        params[weight] = params[weight] * scale.reshape((-1, 1, 1, 1))
+        params[conv['name'] + '_folded_bias'] = (bias - params[mean]) * scale + params[beta]
+        for name in (gamma, beta, mean, var):
+            del params[name]
+        fold[i] = src
+    # rebuild the node list without the folded BatchNorms and their parameters
+    dropped = {j for i in fold for j, _, _ in nodes[i]['inputs'][1:]} | set(fold)
+    new_nodes, new_id = [], {}
+    for i, node in enumerate(nodes):
+        if i in dropped:
+            if i in fold:
+                new_id[i] = new_id[fold[i]]
+            continue
+        node = dict(node, inputs=[[new_id[s], k, v] for s, k, v in node['inputs']])
+        if node['op'] == 'Convolution' and i in fold.values():
+            if len(node['inputs']) > 2:  # the existing bias now holds the folded one
+                bias_node = new_nodes[node['inputs'][2][0]]
+                params[bias_node['name']] = params.pop(node['name'] + '_folded_bias')
+            else:
+                new_nodes.append({'op': 'null', 'name': node['name'] + '_folded_bias',
+                                  'inputs': []})
+                node['inputs'].append([len(new_nodes) - 1, 0, 0])
+            node['attrs'] = dict(node['attrs'], no_bias='False')
+        new_id[i] = len(new_nodes)
+        new_nodes.append(node)
+    out = {'nodes': new_nodes,
+           'arg_nodes': [i for i, n in enumerate(new_nodes) if n['op'] == 'null'],
+           'heads': [[new_id[s], k, v] for s, k, v in graph['heads']],
+           'attrs': graph.get('attrs', {})}
+    return out, params, len(fold)
