@@ -9,7 +9,6 @@ for Semantic Image Segmentation", Sec. 3.2), with multi-grid unit rates in stage
 """
 from mxnet.gluon import nn
 
-from .group_norm import GroupNorm
 from .registry import lookup
 from .zoo import load_zoo_file
 
@@ -25,11 +24,6 @@ _STAGE_CHANNELS = {'basic': (64, 128, 256, 512), 'bottleneck': (256, 512, 1024, 
 #: Output stride -> (first-unit stride, atrous rate) of stages 3 and 4. Stages 1-2 never
 #: change (stride 1 then 2, rate 1); stage 4's rate is multiplied by the multi-grid.
 _LATE_STAGES = {32: ((2, 1), (2, 1)), 16: ((2, 1), (1, 2)), 8: ((1, 2), (1, 4))}
-
-
-def _makes(factory, cls):
-    """Whether ``factory`` (a class or a ``functools.partial`` of one) makes ``cls``."""
-    return getattr(factory, 'func', factory) is cls
 
 
 def stage_rates(output_stride):
@@ -146,10 +140,13 @@ class ResNetV2Backbone(nn.HybridBlock):
         with self.name_scope():
             self.features = nn.HybridSequential(prefix='')
             # Indices 0-4 and 9-10 follow the model zoo's layout so names match.
-            # the input's normalisation (3 channels, no affine) stays a BatchNorm when the
-            # others are GroupNorm, whose 32 groups do not divide 3 channels
-            first = nn.BatchNorm if _makes(norm_layer, GroupNorm) else norm_layer
-            self.features.add(first(scale=False, center=False))
+            # features[0] normalises the input with fixed statistics (the model zoo's, or
+            # 0 / 1 from scratch), in training as in inference: on the CPU, MXNet's
+            # BatchNorm updates running statistics in the backward pass, which never runs
+            # for this layer (no gradient for the image, no affine), so batch statistics
+            # in training would meet never-updated running ones in inference. It stays a
+            # BatchNorm whatever norm_layer is (GroupNorm's 32 groups do not divide 3).
+            self.features.add(nn.BatchNorm(scale=False, center=False, use_global_stats=True))
             self.features.add(nn.Conv2D(64, 7, 2, 3, use_bias=False))
             self.features.add(norm_layer())
             self.features.add(nn.Activation('relu'))

@@ -111,3 +111,16 @@ def test_basic_unit_backbones_load_the_zoo_file_and_match_its_features(tmp_path,
 def test_multi_grid_needs_one_rate_per_stage4_unit():
     with pytest.raises(ValueError, match=r'one rate per stage-4 unit \(2\)'):
         ResNetV2Backbone('resnet18_v2', multi_grid=(1, 2, 4))
+
+
+def test_input_normalisation_is_the_same_in_training_and_inference():
+    # MXNet on the CPU never updates this layer's running statistics (its backward pass
+    # does not run), so it must not use batch statistics in training either
+    from mxnet import autograd
+    trunk = ResNetV2Backbone('resnet18_v2', multi_grid=(1, 2))
+    trunk.initialize()
+    x = mx.nd.random.normal(2, 3, shape=(4, 3, 16, 16))
+    with autograd.record():
+        trained = trunk.features[0](x)
+    assert max_abs_diff(trained, x) < 1e-4  # from scratch: statistics 0 / 1 (eps 1e-5)
+    assert max_abs_diff(trunk.features[0](x), trained) < 1e-6
