@@ -18,7 +18,7 @@ from .checkpoint import load_settings
 from .datasets import DATASETS
 from .deeplab import BACKBONES, get_deeplab
 from .group_norm import GroupNorm
-from .heads import HEAD_BY_NUMBER, HEADS
+from .heads import HEAD_BY_NUMBER, HEADS, OS8_RATE_FACTORS
 
 __all__ = ['head_name', 'backbone_name', 'positive_int', 'nonnegative_int', 'positive_float',
            'nonnegative_float', 'unit_fraction',
@@ -117,6 +117,15 @@ def add_network_args(parser):
     parser.add_argument('--output_stride', type=int, choices=(8, 16))
     parser.add_argument('--decoder_output_stride', type=int, default=None,
                         help='4: a DeepLabV3+ checkpoint (default: as trained)')
+    add_rates_at_os8_arg(parser, 'default: as trained, else the head\'s own')
+
+
+def add_rates_at_os8_arg(parser, default_help):
+    """``--rates_at_os8 doubled|same``: the head's atrous rates at output stride 8."""
+    parser.add_argument('--rates_at_os8', choices=sorted(OS8_RATE_FACTORS), default=None,
+                        help='at output stride 8, the head\'s output-stride-16 atrous rates '
+                             'doubled (the same field of view in pixels) or the same (%s: '
+                             'ASPP doubles, Vortex keeps 3,9,27)' % default_help)
 
 
 def network_from_args(args, ctx):
@@ -154,8 +163,9 @@ def network_from_args(args, ctx):
         raise UserError('the number of classes of %s is unknown: it needs the training '
                         'settings beside it (dataset %s reads them from the data)'
                         % (args.checkpoint, args.dataset))
+    args.rates_at_os8 = getattr(args, 'rates_at_os8', None) or saved.get('rates_at_os8')
     net = get_deeplab(args.head, args.output_stride, args.num_classes, args.backbone,
-                      multi_grid=args.multi_grid,
+                      multi_grid=args.multi_grid, rates_at_os8=args.rates_at_os8,
                       decoder_output_stride=args.decoder_output_stride,
                       norm_layer=GroupNorm if saved.get('norm') == 'group' else nn.BatchNorm)
     try:

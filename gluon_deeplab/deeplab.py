@@ -139,7 +139,7 @@ def initialize_network(block, ctx=None):
 def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet50_v2',
                 backbone_params=None, freeze_batch_norm=False, multi_grid=(1, 2, 4),
                 ctx=None, norm_layer=nn.BatchNorm, norm_kwargs=None, pretrained_base=None,
-                decoder_output_stride=None, **head_kwargs):
+                decoder_output_stride=None, rates_at_os8=None, **head_kwargs):
     """Build DeepLabV3 with an ASPP or Vortex Pooling head.
 
     Parameters
@@ -147,7 +147,11 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
     head : str
         ``'aspp'``, ``'vortex'`` (Module B) or ``'vortex_a'`` (Module A); a key of
         ``heads.HEADS``. ``head_kwargs`` go to its class (Vortex: ``pooling``). Its atrous
-        rates are ``HEADS[head].rates_for(output_stride)``.
+        rates are ``HEADS[head].rates_for(output_stride, rates_at_os8)``.
+    rates_at_os8 : str or None
+        At output stride 8, the head's output-stride-16 rates 'doubled' or the 'same';
+        None: the head's own choice (ASPP doubles, DeepLabV3 Sec. 3.3; Vortex keeps
+        3/9/27, Xie et al. 2018).
     output_stride : int
         16 or 8: input size / feature map size (the backbone's dilation follows it).
     num_classes : int
@@ -187,7 +191,7 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
     and what the backbone's ``load_model_zoo_params`` raises.
     """
     head_cls = lookup(HEADS, head, 'head')
-    rates = head_cls.rates_for(output_stride)  # checks the output stride
+    rates = head_cls.rates_for(output_stride, rates_at_os8)  # checks the output stride
     if freeze_batch_norm and norm_layer is not GroupNorm:  # GroupNorm has no statistics
         norm_layer = functools.partial(nn.BatchNorm, use_global_stats=True)
     else:

@@ -2,7 +2,8 @@
 
 Both heads map backbone features (N, C_in, h, w) float32 to class logits
 (N, num_classes, h, w). They differ only in their parallel branches (``_branches``) and
-their atrous rates (``_rates``, checked by ``rates_for``); the concatenation, 1x1
+their atrous rates (``RATES`` at output stride 16 and ``RATES_AT_OS8``, read through
+``rates_for``); the concatenation, 1x1
 projection + BN + ReLU, dropout and 1x1 classifier live once in ``ContextHead``.
 """
 from mxnet.gluon import nn
@@ -13,7 +14,7 @@ from .box_pool import POOLINGS
 from .registry import lookup
 
 __all__ = ['conv_bn_relu', 'ContextHead', 'ASPP', 'VortexPooling', 'VortexModuleA', 'HEADS',
-           'HEAD_BY_NUMBER', 'OUTPUT_STRIDES', 'aspp_rates']
+           'HEAD_BY_NUMBER', 'OUTPUT_STRIDES', 'OS8_RATE_FACTORS', 'aspp_rates']
 
 
 def conv_bn_relu(channels, kernel, dilation=1, norm_layer=nn.BatchNorm):
@@ -67,18 +68,22 @@ class ContextHead(nn.HybridBlock):
     def _branches(self, channels, norm_layer):
         raise NotImplementedError
 
+    #: The head's atrous rates at output stride 16.
+    RATES = ()
+    #: At output stride 8: 'doubled' (the same field of view in input pixels) or 'same'.
+    RATES_AT_OS8 = 'doubled'
+
     @classmethod
-    def rates_for(cls, output_stride):
-        """The head's atrous rates at ``output_stride``; raises ValueError for a stride
-        other than those of ``OUTPUT_STRIDES`` (8, 16)."""
+    def rates_for(cls, output_stride, rates_at_os8=None):
+        """The head's atrous rates at ``output_stride``: ``RATES`` at 16; at 8 doubled or
+        the same, as ``rates_at_os8`` says ('doubled' or 'same'; None: the head's own
+        ``RATES_AT_OS8``). Raises ValueError for a stride other than those of
+        ``OUTPUT_STRIDES`` (8, 16), or another ``rates_at_os8``."""
         if output_stride not in OUTPUT_STRIDES:
             raise ValueError('output_stride must be one of %s, got %r'
                              % (', '.join(map(str, OUTPUT_STRIDES)), output_stride))
-        return cls._rates(output_stride)
-
-    @classmethod
-    def _rates(cls, output_stride):
-        raise NotImplementedError
+        factor = lookup(OS8_RATE_FACTORS, rates_at_os8 or cls.RATES_AT_OS8, 'rates_at_os8')
+        return tuple(r * (factor if output_stride == 8 else 1) for r in cls.RATES)
 
     def hybrid_forward(self, F, x):
         features = self.dropout(self.project(self.branches(x)))
@@ -89,15 +94,12 @@ class ASPP(ContextHead):
     """Atrous Spatial Pyramid Pooling (DeepLabV3 Sec. 3.3, Fig. 5): a 1x1 branch, three 3x3
     atrous branches at ``rates``, and image pooling."""
 
-    def __init__(self, num_classes, rates=(6, 12, 18), **kwargs):
+    #: DeepLabV3 Sec. 3.3: (6, 12, 18) at output stride 16, doubled at 8.
+    RATES, RATES_AT_OS8 = (6, 12, 18), 'doubled'
+
+    def __init__(self, num_classes, rates=RATES, **kwargs):
         self.rates = tuple(rates)
         super(ASPP, self).__init__(num_classes, **kwargs)
-
-    @classmethod
-    def _rates(cls, output_stride):
-        """(6, 12, 18) at output stride 16, doubled at 8 (DeepLabV3 Sec. 3.3): the same
-        field of view in input pixels."""
-        return tuple(r * 16 // output_stride for r in (6, 12, 18))
 
     def _branches(self, channels, norm_layer):
         return ([conv_bn_relu(channels, 1, norm_layer=norm_layer)]
@@ -117,26 +119,28 @@ class VortexPooling(ContextHead):
     ``'cascade'`` (the paper's Fig. 4, ``CascadeAvgPool2D``; pool sizes must be powers of
     3) or ``'pooling'`` (MXNet's ``AvgPool2D``). Raises ValueError for another name.
 
-    The rates are the paper's (3, 9, 27) at every output stride (``rates_for``).
+    The rates are the paper's (3, 9, 27) at every output stride (``rates_for``);
+    ``rates_at_os8='doubled'`` gives (6, 18, 54) at output stride 8 instead, the field of
+    view a head trained at 16 had, each pool then (r + 1) x (r + 1) (average pools are
+    odd-sized; README, Results).
     """
     #: Pool size before each atrous branch; None: the branch's rate (Module B).
     POOL_SIZE = None
 
-    def __init__(self, num_classes, rates=(3, 9, 27), pooling='box', **kwargs):
+    #: Xie et al. 2018, Sec. 3.2: (3, 9, 27), at output stride 8 as at 16.
+    RATES, RATES_AT_OS8 = (3, 9, 27), 'same'
+
+    def __init__(self, num_classes, rates=RATES, pooling='box', **kwargs):
         self.pool = lookup(POOLINGS, pooling, 'pooling')
         self.rates, self.pooling = tuple(rates), pooling
         super(VortexPooling, self).__init__(num_classes, **kwargs)
-
-    @classmethod
-    def _rates(cls, output_stride):
-        """(3, 9, 27) at output stride 8 and 16 (Xie et al. 2018, Sec. 3.2)."""
-        return (3, 9, 27)
 
     def _branches(self, channels, norm_layer):
         branches = [conv_bn_relu(channels, 1, norm_layer=norm_layer)]
         for r in self.rates:
             branch = nn.HybridSequential(prefix='')
-            branch.add(self.pool(self.POOL_SIZE or r),
+            # Module B pools r x r; a doubled (even) rate pools the next odd size
+            branch.add(self.pool(self.POOL_SIZE or r + 1 - r % 2),
                        conv_bn_relu(channels, 3, r, norm_layer))
             branches.append(branch)
         return branches + [ImagePooling(channels, norm_layer)]
@@ -151,6 +155,9 @@ class VortexModuleA(VortexPooling):
 
 #: Output strides the heads (and ``get_deeplab``) are defined for.
 OUTPUT_STRIDES = (8, 16)
+
+#: ``rates_at_os8`` -> factor of the output-stride-16 rates at output stride 8.
+OS8_RATE_FACTORS = {'doubled': 2, 'same': 1}
 
 #: Head name -> class (``--head``).
 HEADS = {'aspp': ASPP, 'vortex': VortexPooling, 'vortex_a': VortexModuleA}

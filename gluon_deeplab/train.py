@@ -37,9 +37,9 @@ from .checkpoint import (atomic_write, atomic_write_text, latest_checkpoint, loa
                          save_checkpoint, upgrade_settings)
 from .aux_head import AuxHead, WithAuxHead
 from .class_weights import format_class_weights, median_frequency_weights, read_class_weights
-from .cli import (add_device_args, backbone_name, head_name, nonnegative_float, nonnegative_int,
-                  positive_float, positive_int, run_command, scale_range, scales,
-                  unit_fraction)
+from .cli import (add_device_args, add_rates_at_os8_arg, backbone_name, head_name,
+                  nonnegative_float, nonnegative_int, positive_float, positive_int,
+                  run_command, scale_range, scales, unit_fraction)
 from .datasets import DATASETS, IGNORE_LABEL, get_dataset
 from .datasets.checks import check_overlap, drop_bad_samples
 from .deeplab import get_deeplab, initialize_network
@@ -114,6 +114,7 @@ def parse_args(argv=None):
                         'backbone\'s stride-4 features); default: DeepLabV3')
     g.add_argument('--multi_grid', type=multi_grid, default=(1, 2, 4),
                    help='stage-4 unit rate multipliers, e.g. 1,2,4')
+    add_rates_at_os8_arg(g, 'default')
     g.add_argument('--backbone_params', '--pre_trained_model', dest='backbone_params',
                    default=None, help='Gluon model-zoo resnet*_v2 .params file (ImageNet '
                                       'weights) for the backbone')
@@ -406,7 +407,7 @@ def build_network(args, ctx, num_classes=None):
     net = get_deeplab(args.head, args.output_stride, num_classes, args.backbone,
                       backbone_params=args.backbone_params,
                       freeze_batch_norm=bool(args.freeze_batch_norm),
-                      multi_grid=args.multi_grid, ctx=ctx,
+                      multi_grid=args.multi_grid, ctx=ctx, rates_at_os8=args.rates_at_os8,
                       norm_layer={'batch': nn.BatchNorm, 'sync': SyncBatchNorm,
                                   'group': GroupNorm}[args.norm],
                       norm_kwargs=dict({'momentum': args.bn_momentum},
@@ -479,6 +480,7 @@ def precise_statistics(args, net, train_set, ctx, epoch, workers=0):
         body = get_deeplab(args.head, args.output_stride, train_set.num_classes,
                            args.backbone, multi_grid=args.multi_grid,
                            decoder_output_stride=args.decoder_output_stride,
+                           rates_at_os8=args.rates_at_os8,
                            norm_layer=GroupNorm if args.norm == 'group' else nn.BatchNorm)
         initialize_network(body, ctx)
         body(mx.nd.zeros((1, 3, 32, 32), ctx=ctx[0]))

@@ -38,7 +38,9 @@ def test_sync_batch_norm_replaces_every_batch_norm_and_keeps_checkpoints(head, t
     expected = len(_blocks(vision.resnet50_v2(), nn.BatchNorm)) + 6
     assert len(_blocks(plain, nn.BatchNorm)) == expected
     bns = _blocks(sync, SyncBatchNorm)
-    assert len(bns) == expected and not _blocks(sync, nn.BatchNorm)
+    # all but the input's normalisation, which has fixed statistics (resnet.py)
+    assert len(bns) == expected - 1
+    assert [bn._kwargs['use_global_stats'] for bn in _blocks(sync, nn.BatchNorm)] == [True]
     assert all(bn._kwargs['ndev'] == 2 for bn in bns)
     assert len({bn.prefix for bn in bns}) == len(bns)  # SyncBatchNorm's key between devices
     plain.initialize()
@@ -138,3 +140,13 @@ def test_forward_is_pure_only_plan_changes_what_runs():
     assert net.plan(None, training=False)
     assert [c.taps for c in convs] == [None] * 3
     assert net(mx.nd.random.normal(shape=(1, 3, 480, 480))).shape == (1, 4, 480, 480)
+
+
+def test_rates_at_os8_reach_the_head():
+    net = get_deeplab('vortex', 8, 3, backbone='resnet18_v2', multi_grid=(1, 2),
+                      rates_at_os8='doubled')
+    assert net.head.rates == (6, 18, 54)
+    pools = [branch[0].pool_size for branch in list(net.head.branches)[1:4]]
+    assert pools == [7, 19, 55]
+    assert get_deeplab('vortex', 8, 3, backbone='resnet18_v2', multi_grid=(1, 2)).head.rates \
+        == (3, 9, 27)

@@ -30,6 +30,15 @@ def test_aspp_rates_follow_output_stride():
         aspp_rates(32)
 
 
+def test_rates_at_output_stride_8_doubled_or_the_same():
+    assert VortexPooling.rates_for(8) == VortexPooling.rates_for(16) == (3, 9, 27)
+    assert VortexPooling.rates_for(8, 'doubled') == (6, 18, 54)
+    assert ASPP.rates_for(8, 'same') == (6, 12, 18)
+    assert VortexPooling.rates_for(16, 'doubled') == (3, 9, 27)
+    with pytest.raises(ValueError, match="unknown rates_at_os8 'triple'; valid names: doubled, same"):
+        ASPP.rates_for(8, 'triple')
+
+
 @pytest.mark.parametrize('head_cls,rates', [(ASPP, (6, 12, 18)), (VortexPooling, (3, 9, 27))])
 def test_branches_wiring_tiny_channels(head_cls, rates):
     head = head_cls(5, rates=rates, channels=8)
