@@ -19,6 +19,7 @@ from .datasets import DATASETS
 from .deeplab import BACKBONES, get_deeplab
 from .group_norm import GroupNorm
 from .heads import HEAD_BY_NUMBER, HEADS, OS8_RATE_FACTORS
+from .resnet import default_multi_grid
 
 __all__ = ['head_name', 'backbone_name', 'positive_int', 'nonnegative_int', 'positive_float',
            'nonnegative_float', 'unit_fraction',
@@ -149,7 +150,7 @@ def network_from_args(args, ctx):
     if missing:
         raise UserError('no training settings beside %s (no epoch_*.json in its folder): give '
                         '%s' % (args.checkpoint, ' and '.join(missing)))
-    args.multi_grid = tuple(saved.get('multi_grid', (1, 2, 4)))
+    args.multi_grid = tuple(saved.get('multi_grid') or default_multi_grid(args.backbone))
     if getattr(args, 'decoder_output_stride', None) is None:
         args.decoder_output_stride = saved.get('decoder_output_stride')
     cls = DATASETS[args.dataset]

@@ -137,7 +137,7 @@ def initialize_network(block, ctx=None):
 
 
 def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet50_v2',
-                backbone_params=None, freeze_batch_norm=False, multi_grid=(1, 2, 4),
+                backbone_params=None, freeze_batch_norm=False, multi_grid=None,
                 ctx=None, norm_layer=nn.BatchNorm, norm_kwargs=None, pretrained_base=None,
                 decoder_output_stride=None, rates_at_os8=None, **head_kwargs):
     """Build DeepLabV3 with an ASPP or Vortex Pooling head.

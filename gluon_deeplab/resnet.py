@@ -12,7 +12,8 @@ from mxnet.gluon import nn
 from .registry import lookup
 from .zoo import load_zoo_file
 
-__all__ = ['ResNetV2Backbone', 'BACKBONE_LAYERS', 'stage_rates', 'load_model_zoo_params']
+__all__ = ['ResNetV2Backbone', 'BACKBONE_LAYERS', 'default_multi_grid', 'stage_rates',
+           'load_model_zoo_params']
 
 #: Backbone name -> (unit, units per stage), as in the Gluon model zoo's ``resnet*_v2``.
 BACKBONE_LAYERS = {'resnet18_v2': ('basic', (2, 2, 2, 2)), 'resnet34_v2': ('basic', (3, 4, 6, 3)),
@@ -24,6 +25,13 @@ _STAGE_CHANNELS = {'basic': (64, 128, 256, 512), 'bottleneck': (256, 512, 1024, 
 #: Output stride -> (first-unit stride, atrous rate) of stages 3 and 4. Stages 1-2 never
 #: change (stride 1 then 2, rate 1); stage 4's rate is multiplied by the multi-grid.
 _LATE_STAGES = {32: ((2, 1), (2, 1)), 16: ((2, 1), (1, 2)), 8: ((1, 2), (1, 4))}
+
+
+def default_multi_grid(name):
+    """DeepLabV3's multi-grid (1, 2, 4) (Sec. 3.2), as many of it as backbone ``name`` has
+    stage-4 units (ResNet-18: (1, 2)); (1, 2, 4) for a name that is not a ResNet."""
+    units = BACKBONE_LAYERS[name][1][3] if name in BACKBONE_LAYERS else 3
+    return (1, 2, 4)[:units]
 
 
 def stage_rates(output_stride):
@@ -110,8 +118,7 @@ class ResNetV2Backbone(nn.HybridBlock):
         8, 16 or 32: input size / feature size. 16 makes stage 4 atrous (base rate 2),
         8 also stage 3 (rate 2) and stage 4 base rate 4.
     multi_grid : tuple of int
-        Stage-4 unit rate multipliers, one per unit; DeepLabV3 uses (1, 2, 4);
-        ResNet-18's two units take (1, 2).
+        Stage-4 unit rate multipliers, one per unit; None: ``default_multi_grid(name)``.
     norm_layer : callable
         Makes every batch normalisation layer (keyword arguments ``scale``/``center``):
         ``nn.BatchNorm`` by default, ``functools.partial(nn.BatchNorm,
@@ -123,11 +130,12 @@ class ResNetV2Backbone(nn.HybridBlock):
     Raises ValueError for an unknown name or output stride.
     """
 
-    def __init__(self, name='resnet50_v2', output_stride=16, multi_grid=(1, 2, 4),
+    def __init__(self, name='resnet50_v2', output_stride=16, multi_grid=None,
                  norm_layer=nn.BatchNorm, **kwargs):
         super(ResNetV2Backbone, self).__init__(**kwargs)
         unit_kind, layers = lookup(BACKBONE_LAYERS, name, 'backbone')
         channels = _STAGE_CHANNELS[unit_kind]
+        multi_grid = multi_grid or default_multi_grid(name)
         if len(multi_grid) != layers[3]:
             raise ValueError('multi_grid needs one rate per stage-4 unit (%d), got %r'
                              % (layers[3], multi_grid))

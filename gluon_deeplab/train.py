@@ -51,6 +51,7 @@ from .evaluate import evaluate
 from .loss import SoftmaxCrossEntropyLoss
 from .msc import DEFAULT_SCALES, MultiScaleInputs, check_scales
 from .precise_bn import recompute_batch_norm_statistics
+from .resnet import default_multi_grid
 from .plot import plot_curves
 from .precision import DTYPES, set_precision
 from .schedule import poly_lr
@@ -112,8 +113,9 @@ def parse_args(argv=None):
     g.add_argument('--decoder_output_stride', type=int, default=None,
                    help='4: DeepLabV3+ (the decoder refines the head\'s features with the '
                         'backbone\'s stride-4 features); default: DeepLabV3')
-    g.add_argument('--multi_grid', type=multi_grid, default=(1, 2, 4),
-                   help='stage-4 unit rate multipliers, e.g. 1,2,4')
+    g.add_argument('--multi_grid', type=multi_grid, default=None,
+                   help='stage-4 unit rate multipliers, one per unit (default: 1,2,4; 1,2 '
+                        'for resnet18_v2)')
     add_rates_at_os8_arg(g, 'default')
     g.add_argument('--backbone_params', '--pre_trained_model', dest='backbone_params',
                    default=None, help='Gluon model-zoo resnet*_v2 .params file (ImageNet '
@@ -197,6 +199,7 @@ def parse_args(argv=None):
         args.max_iter = 30000
     if args.run_dir is None and args.resume:  # continue the run where it is
         args.run_dir = resume_folder(args.resume)
+    args.multi_grid = args.multi_grid or default_multi_grid(args.backbone)
     if args.run_dir is None:
         args.run_dir = os.path.join('runs', '%s_%s_os%d' % (args.dataset, args.head,
                                                            args.output_stride))

@@ -48,3 +48,19 @@ def test_rows_parse_to_head_stride_decoder_backbone():
     assert bench.parse_row('vortex8+dec@xception65') == ('vortex', 8, True, 'xception65')
     assert bench.parse_row('aspp16') == ('aspp', 16, False, '')
     assert bench.parse_row('torchvision16')[1] == 16 and bench.parse_row('gluoncv')[1] == 8
+
+
+def test_profile_accounts_for_the_step(tmp_path, capsys, monkeypatch):
+    import profile_ops as prof  # scripts/profile_ops.py
+    monkeypatch.setitem(sys.modules, 'torchvision', None)
+    out = tmp_path / 'profile.json'
+    assert prof.main(['--row', 'aspp16', '--size', '32', '--json', str(out)]) == 0
+    ours = json.loads(out.read_text())['ours']
+    for phase in ('train', 'inference'):
+        kinds = {k: v for k, v in ours[phase].items() if k != 'wall'}
+        assert kinds['convolution forward'] > 0
+        assert abs(sum(kinds.values()) - ours[phase]['wall']) < 0.05 * ours[phase]['wall']
+    assert ours['train']['convolution backward'] > 0 and ours['train']['optimizer update'] > 0
+    assert prof.kind_of('_backward_Convolution', 'mxnet') == 'convolution backward'
+    assert prof.kind_of('aten::convolution_backward', 'torch') == 'convolution backward'
+    assert '| convolution forward |' in capsys.readouterr().out

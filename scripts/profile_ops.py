@@ -1,0 +1,174 @@
+"""Where the time goes: one training step and one inference of our network (MXNet's
+profiler) and of torchvision's DeepLabV3 at the same output stride (torch.profiler),
+on the same random input, as time per kind of operator.
+
+    python scripts/profile_ops.py --row aspp16 --size 320 --batch_size 2
+    python scripts/profile_ops.py --row vortex8 --json profile.json
+
+Rows are ``scripts/bench.py``'s (``<head><output stride>[+dec][@<backbone>]``). MXNet runs
+with bulk execution off (``MXNET_EXEC_BULK_EXEC_*=0``) so that every operator is timed
+on its own; "engine and host" is the step's wall time minus the operators' time (the
+dependency engine, Python, waiting). Torch times are operators' self times, so nested
+calls count once. The torchvision column is left out when torch/torchvision do not
+import (they are not dependencies of the package).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+# read when MXNet builds its graphs: one timed entry per operator, not per bulked segment
+os.environ['MXNET_EXEC_BULK_EXEC_TRAIN'] = '0'
+os.environ['MXNET_EXEC_BULK_EXEC_INFERENCE'] = '0'
+
+import mxnet as mx  # noqa: E402
+from mxnet import autograd, gluon  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import NUM_CLASSES, our_network, parse_row, print_table, torchvision_deeplab  # noqa: E402,I001
+from gluon_deeplab.loss import SoftmaxCrossEntropyLoss  # noqa: E402
+
+#: Operator kinds, first match wins: (kind, MXNet name test, torch name test).
+KINDS = (
+    ('convolution backward', lambda n: n.startswith('_backward_Convolution'),
+     lambda n: 'convolution_backward' in n),
+    ('convolution forward', lambda n: n in ('Convolution', '_sg_mkldnn_conv'),
+     lambda n: 'convolution' in n or n == 'aten::conv2d'),
+    ('BatchNorm', lambda n: 'BatchNorm' in n, lambda n: 'batch_norm' in n),
+    ('ReLU', lambda n: 'Activation' in n, lambda n: 'relu' in n or 'threshold' in n),
+    ('pooling, resize', lambda n: any(k in n for k in ('Pooling', 'Resize', 'dot', 'transpose')),
+     lambda n: any(k in n for k in ('pool', 'upsample'))),
+    ('elementwise', lambda n: any(k in n for k in ('add', 'elemwise', 'broadcast', '_plus',
+                                                   '_mul', 'Concat', 'Dropout', 'copy')),
+     lambda n: any(k in n for k in ('add', 'mul', 'cat', 'copy', 'dropout', 'fill', 'zero'))),
+    ('loss', lambda n: any(k in n for k in ('softmax', 'pick', 'log', 'mean', 'sum')),
+     lambda n: any(k in n for k in ('softmax', 'nll', 'cross_entropy', 'mean', 'sum'))),
+    ('optimizer update', lambda n: 'sgd' in n or 'update' in n,
+     lambda n: 'sgd' in n or '_foreach' in n or 'Optimizer' in n),
+)
+
+
+def kind_of(name, framework):
+    """The ``KINDS`` entry name for an operator of ``framework`` ('mxnet' or 'torch')."""
+    for kind, mx_test, torch_test in KINDS:
+        if (mx_test if framework == 'mxnet' else torch_test)(name):
+            return kind
+    return 'other'
+
+
+def _grouped(times, framework):
+    out = {}
+    for name, ms in times.items():
+        kind = kind_of(name, framework)
+        out[kind] = out.get(kind, 0.0) + ms
+    return out
+
+
+def profile_ours(row, size, batch):
+    """``{'train': {kind: ms}, 'inference': {...}}`` of one step each, and wall times."""
+    net, _ = our_network(row)
+    net.initialize(mx.init.Xavier())
+    net.hybridize(static_alloc=True, static_shape=True)
+    trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 1e-4,
+                                                         'momentum': 0.9})
+    loss_fn = SoftmaxCrossEntropyLoss()
+    x = mx.nd.random.normal(shape=(batch, 3, size, size))
+    y = mx.nd.random.randint(0, NUM_CLASSES, shape=(batch, size, size))
+
+    def train_step():
+        with autograd.record():
+            loss = loss_fn(net(x), y)
+        loss.backward()
+        trainer.step(1)
+        mx.nd.waitall()
+
+    def infer():
+        net(x)
+        mx.nd.waitall()
+    result = {}
+    for name, fn in (('train', train_step), ('inference', infer)):
+        fn()
+        fn()  # warm-up: graphs, memory pools, oneDNN primitives
+        mx.profiler.set_config(profile_all=True, aggregate_stats=True,
+                               filename=os.devnull)
+        mx.profiler.set_state('run')
+        tic = time.perf_counter()
+        fn()
+        wall = 1000 * (time.perf_counter() - tic)
+        mx.profiler.set_state('stop')
+        stats = json.loads(mx.profiler.dumps(reset=True, format='json'))['Time']
+        ops = {k: v['Total'] for k, v in stats.get('operator', {}).items()}
+        grouped = _grouped(ops, 'mxnet')
+        grouped['engine and host'] = max(0.0, wall - sum(ops.values()))
+        result[name] = dict(grouped, wall=wall)
+    return result
+
+
+def profile_torchvision(stride, size, batch):
+    """As ``profile_ours`` for torchvision's DeepLabV3; None when it does not import."""
+    model = torchvision_deeplab(stride)
+    if model is None:
+        return None
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    torch.set_num_threads(os.cpu_count())
+    x = torch.randn(batch, 3, size, size)
+    y = torch.randint(0, NUM_CLASSES, (batch, size, size))
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+
+    def train_step():
+        model.train()
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x)['out'], y).backward()
+        opt.step()
+
+    def infer():
+        model.eval()
+        with torch.inference_mode():
+            model(x)
+    result = {}
+    for name, fn in (('train', train_step), ('inference', infer)):
+        fn()
+        fn()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            tic = time.perf_counter()
+            fn()
+            wall = 1000 * (time.perf_counter() - tic)
+        ops = {e.key: e.self_cpu_time_total / 1000 for e in prof.key_averages()}
+        grouped = _grouped(ops, 'torch')
+        grouped['engine and host'] = max(0.0, wall - sum(ops.values()))
+        result[name] = dict(grouped, wall=wall)
+    return result
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--row', default='aspp16', help="a row of scripts/bench.py's table")
+    p.add_argument('--size', type=int, default=320, help='square input size, pixels')
+    p.add_argument('--batch_size', type=int, default=2)
+    p.add_argument('--json', default=None, help='also write the tables here')
+    args = p.parse_args(argv)
+    stride = parse_row(args.row)[1]
+    ours = profile_ours(args.row, args.size, args.batch_size)
+    theirs = profile_torchvision(stride, args.size, args.batch_size)
+    print('CPU (%d cores), input %dx%d, batch %d, float32; ours %s vs torchvision OS %d; '
+          'ms of one step\n' % (os.cpu_count(), args.size, args.size, args.batch_size,
+                                args.row, stride))
+    kinds = [k for k, _, _ in KINDS] + ['other', 'engine and host', 'wall']
+    columns = ['operators', 'ours train', 'torchvision train', 'ours inference',
+               'torchvision inference']
+
+    def cell(result, phase, kind):
+        return '%.1f' % result[phase].get(kind, 0.0) if result else '-'
+    print_table(columns, [[k] + [cell(r, phase, k) for phase in ('train', 'inference')
+                                 for r in (ours, theirs)] for k in kinds])
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump({'settings': vars(args), 'ours': ours, 'torchvision': theirs}, f,
+                      indent=1)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
