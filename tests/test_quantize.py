@@ -1,0 +1,44 @@
+import mxnet as mx
+import numpy as np
+import pytest
+
+from gluon_deeplab.evaluate import main as evaluate_main
+from gluon_deeplab.quantize import VNNI_FLAGS, int8_support, quantize_network
+
+
+def test_int8_needs_vnni():
+    usable, why = int8_support(flags={'avx2', 'fma'})
+    assert not usable and 'no VNNI int8 instructions' in why and 'avx512_vnni' in why
+    assert int8_support(flags={'avx2', 'avx_vnni'})[0] is mx.runtime.Features().is_enabled(
+        'MKLDNN')
+
+
+def test_evaluate_refuses_int8_without_vnni_in_one_line(monkeypatch, capsys, tmp_path):
+    import gluon_deeplab.evaluate as evaluate
+    monkeypatch.setattr(evaluate, 'int8_support', lambda: (False, 'no VNNI here'))
+    assert evaluate_main(['--checkpoint', str(tmp_path / 'x.params'), '--int8', '8']) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == 'error: --int8 needs a CPU with VNNI int8 instructions: no VNNI here'
+
+
+@pytest.mark.skipif(not mx.runtime.Features().is_enabled('MKLDNN'),
+                    reason='this MXNet is built without oneDNN')
+def test_int8_network_agrees_with_float32_on_what_it_was_calibrated_for():
+    # oneDNN's int8 kernels run (slowly) without VNNI too, so the numbers are checked on
+    # every CPU; a smooth input keeps the classes apart enough for an argmax comparison
+    from conftest import tiny_deeplab
+    mx.random.seed(4)
+    net = tiny_deeplab('aspp', num_classes=4)
+    net.initialize(mx.init.Xavier(), force_reinit=True)
+    yy, xx = np.mgrid[0:48, 0:64] / 16.0
+    image = np.stack([np.sin(xx), np.cos(yy), np.sin(xx + yy)])[None].astype(np.float32)
+    calib = mx.nd.array(np.concatenate([image, image[:, :, ::-1], -image]))
+    ref = net(mx.nd.array(image)).asnumpy()
+    quantized = quantize_network(net, calib)
+    out = quantized(mx.nd.array(image)).asnumpy()
+    assert out.shape == ref.shape and out.dtype == np.float32
+    # documented tolerance (README): logits within 10 % of their range, >= 95 % of the
+    # pixels' labels equal (a random 4-channel network; trained ones: README, Results)
+    assert np.abs(out - ref).max() <= 0.1 * (ref.max() - ref.min())
+    assert (out.argmax(1) == ref.argmax(1)).mean() >= 0.95
+    assert VNNI_FLAGS
