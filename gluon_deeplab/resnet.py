@@ -42,9 +42,22 @@ def stage_rates(output_stride):
     return lookup(_LATE_STAGES, output_stride, 'output_stride')
 
 
-class BottleneckV2(nn.HybridBlock):
-    """Pre-activation bottleneck unit (He et al. 2016, "Identity Mappings in Deep
-    Residual Networks", Fig. 4e) with an atrous 3x3 convolution.
+class _PreActivationUnit(nn.HybridBlock):
+    """What the model zoo's pre-activation units share (He et al. 2016, "Identity Mappings
+    in Deep Residual Networks", Fig. 4e): BatchNorm + ReLU first, then the unit's own
+    convolutions (``residual_branch``), added to the input or, where channels or size
+    change, to a strided 1x1 projection of the activated input (``downsample``)."""
+
+    def hybrid_forward(self, F, x):
+        residual = x
+        x = F.Activation(self.bn1(x), act_type='relu')
+        if self.downsample is not None:  # projection shortcut sees the activated input
+            residual = self.downsample(x)
+        return self.residual_branch(F, x) + residual
+
+
+class BottleneckV2(_PreActivationUnit):
+    """Pre-activation bottleneck unit with an atrous 3x3 convolution.
 
     Input (N, C_in, H, W) float32 -> (N, channels, H / stride, W / stride).
     Parameter names match the model-zoo ``BottleneckV2``.
@@ -63,21 +76,15 @@ class BottleneckV2(nn.HybridBlock):
         self.conv3 = nn.Conv2D(channels, 1, use_bias=False)
         self.downsample = nn.Conv2D(channels, 1, stride, use_bias=False) if downsample else None
 
-    def hybrid_forward(self, F, x):
-        residual = x
-        x = F.Activation(self.bn1(x), act_type='relu')
-        if self.downsample is not None:  # projection shortcut sees the activated input
-            residual = self.downsample(x)
+    def residual_branch(self, F, x):
         x = self.conv1(x)
         x = self.conv2(F.Activation(self.bn2(x), act_type='relu'))
-        x = self.conv3(F.Activation(self.bn3(x), act_type='relu'))
-        return x + residual
+        return self.conv3(F.Activation(self.bn3(x), act_type='relu'))
 
 
-class BasicBlockV2(nn.HybridBlock):
-    """Pre-activation basic unit (He et al. 2016, Fig. 4e with two 3x3 convolutions, as in
-    ResNet-18/34) whose first 3x3 convolution is atrous, as mmsegmentation's dilated
-    ResNet does.
+class BasicBlockV2(_PreActivationUnit):
+    """Pre-activation basic unit (two 3x3 convolutions, as in ResNet-18/34) whose first
+    3x3 convolution is atrous, as mmsegmentation's dilated ResNet does.
 
     Input (N, C_in, H, W) float32 -> (N, channels, H / stride, W / stride).
     Parameter names match the model-zoo ``BasicBlockV2``.
@@ -93,14 +100,8 @@ class BasicBlockV2(nn.HybridBlock):
         self.conv2 = nn.Conv2D(channels, 3, 1, padding=1, use_bias=False, in_channels=channels)
         self.downsample = nn.Conv2D(channels, 1, stride, use_bias=False) if downsample else None
 
-    def hybrid_forward(self, F, x):
-        residual = x
-        x = F.Activation(self.bn1(x), act_type='relu')
-        if self.downsample is not None:  # projection shortcut sees the activated input
-            residual = self.downsample(x)
-        x = self.conv1(x)
-        x = self.conv2(F.Activation(self.bn2(x), act_type='relu'))
-        return x + residual
+    def residual_branch(self, F, x):
+        return self.conv2(F.Activation(self.bn2(self.conv1(x)), act_type='relu'))
 
 
 _UNITS = {'basic': BasicBlockV2, 'bottleneck': BottleneckV2}

@@ -198,14 +198,15 @@ def torch_macs(model, size):
     return total[0]
 
 
-def bench_torch(model, args):
-    """The ``bench_network`` measurements of a torch model on the CPU, with torch's own
-    loop: SGD step on the cross-entropy in train mode, ``inference_mode`` in eval mode."""
+def torch_steps(model, size, batch):
+    """``(train_step, infer)`` for a torchvision segmentation model on random (batch, 3,
+    size, size) images, with torch's own loop, on all CPU cores: an SGD + momentum step
+    on the cross-entropy in train mode; a forward pass under ``inference_mode`` in eval
+    mode."""
     import torch
     torch.set_num_threads(os.cpu_count())
-    macs = torch_macs(model, args.size)
-    x = torch.randn(args.batch_size, 3, args.size, args.size)
-    y = torch.randint(0, NUM_CLASSES, (args.batch_size, args.size, args.size))
+    x = torch.randn(batch, 3, size, size)
+    y = torch.randint(0, NUM_CLASSES, (batch, size, size))
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
 
     def train_step():
@@ -218,6 +219,13 @@ def bench_torch(model, args):
         model.eval()
         with torch.inference_mode():
             model(x)
+    return train_step, infer
+
+
+def bench_torch(model, args):
+    """The ``bench_network`` measurements of a torch model on the CPU (``torch_steps``)."""
+    macs = torch_macs(model, args.size)
+    train_step, infer = torch_steps(model, args.size, args.batch_size)
     with PeakRSS() as rss:
         train = median_seconds(train_step, args.warmup, args.iters)
         inference = median_seconds(infer, args.warmup, args.iters)

@@ -26,7 +26,8 @@ import mxnet as mx  # noqa: E402
 from mxnet import autograd, gluon  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import NUM_CLASSES, our_network, parse_row, print_table, torchvision_deeplab  # noqa: E402,I001
+from bench import (NUM_CLASSES, our_network, parse_row, print_table,  # noqa: E402,I001
+                   torch_steps, torchvision_deeplab)
 from gluon_deeplab.loss import SoftmaxCrossEntropyLoss  # noqa: E402
 
 #: Operator kinds, first match wins: (kind, MXNet name test, torch name test).
@@ -110,23 +111,8 @@ def profile_torchvision(stride, size, batch):
     model = torchvision_deeplab(stride)
     if model is None:
         return None
-    import torch
     from torch.profiler import ProfilerActivity, profile
-    torch.set_num_threads(os.cpu_count())
-    x = torch.randn(batch, 3, size, size)
-    y = torch.randint(0, NUM_CLASSES, (batch, size, size))
-    opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
-
-    def train_step():
-        model.train()
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x)['out'], y).backward()
-        opt.step()
-
-    def infer():
-        model.eval()
-        with torch.inference_mode():
-            model(x)
+    train_step, infer = torch_steps(model, size, batch)
     result = {}
     for name, fn in (('train', train_step), ('inference', infer)):
         fn()
