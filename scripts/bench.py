@@ -14,11 +14,14 @@ replace_stride_with_dilation=...)`` and ``DeepLabHead``, rates 6/12/18 at output
 16 and 12/24/36 at 8; rows ``torchvision16`` / ``torchvision8``), at the same input and
 batch size, all randomly initialised. Per row: training step (forward + backward + SGD
 update) and inference images/s, median over ``--iters`` timed iterations after
-``--warmup``; GMAC per image counted from the layers' shapes (``gluon_deeplab.macs``) and
-the GFLOP/s achieved; peak resident memory while the row ran (GPU: memory in use after
-it); parameter count; training and inference speed relative to GluonCV and to
-torchvision at the same output stride. Then, on the trunk's output at this size, forward + backward: the Vortex
-pools alone (each of ``box_pool.POOLINGS``), and each head rate's 3x3 atrous
+``--warmup``, and MXNet rows' inference through oneDNN fusion as ``evaluate`` runs it
+(``gluon_deeplab.fusion``); GMAC per image counted from the layers' shapes
+(``gluon_deeplab.macs``) and the GFLOP/s achieved; peak resident memory while the row ran
+(GPU: memory in use after it); parameter count; training and inference speed (the faster
+of plain and fused) relative to GluonCV and to torchvision at the same output stride.
+``--norm group`` builds our rows with GroupNorm; ``--precise_bn N`` also times one
+precise-BN pass over N batches. Then, on the trunk's output at this size, forward +
+backward: the Vortex pools alone (each of ``box_pool.POOLINGS``), and each head rate's 3x3 atrous
 convolution (2048 -> 256 channels) computed whole and by live taps
 (``atrous.AtrousConv2D``), with the share of its work that reads inside the map and
 the way training uses. Prints Markdown tables and writes everything to ``--json``.
@@ -37,6 +40,7 @@ import time
 
 import mxnet as mx
 from mxnet import autograd, gluon
+from mxnet.gluon import nn
 
 from gluon_deeplab import atrous
 from gluon_deeplab.box_pool import POOLINGS
@@ -44,7 +48,10 @@ from gluon_deeplab.deeplab import get_deeplab
 from gluon_deeplab.devices import parse_contexts
 from gluon_deeplab.heads import aspp_rates
 from gluon_deeplab.loss import SoftmaxCrossEntropyLoss
+from gluon_deeplab.fusion import fusion_available, hybridize_for_inference
+from gluon_deeplab.group_norm import GroupNorm
 from gluon_deeplab.macs import count_macs
+from gluon_deeplab.precise_bn import recompute_batch_norm_statistics
 from gluon_deeplab.precision import set_precision
 
 NUM_CLASSES = 11
@@ -116,13 +123,16 @@ def parse_row(row):
     return head, int(spec[len(head):]), bool(plus), backbone
 
 
-def our_network(row):
-    """``(network, table name)`` of a row ``<head><output stride>[+dec][@<backbone>]``."""
+def our_network(row, norm='batch'):
+    """``(network, table name)`` of a row ``<head><output stride>[+dec][@<backbone>]``,
+    with BatchNorm or (``norm='group'``) GroupNorm."""
     head, stride, plus, backbone = parse_row(row)
     net = get_deeplab(head, stride, NUM_CLASSES, backbone=backbone or 'resnet50_v2',
-                      decoder_output_stride=4 if plus else None)
-    return net, 'ours %s OS %d%s%s' % (head, stride, ' + V3+ decoder' if plus else '',
-                                       ', %s' % backbone if backbone else '')
+                      decoder_output_stride=4 if plus else None,
+                      norm_layer=GroupNorm if norm == 'group' else nn.BatchNorm)
+    return net, 'ours %s OS %d%s%s%s' % (head, stride, ' + V3+ decoder' if plus else '',
+                                         ', %s' % backbone if backbone else '',
+                                         ', GroupNorm' if norm == 'group' else '')
 
 
 def bench_network(net, args, ctx):
@@ -149,12 +159,21 @@ def bench_network(net, args, ctx):
     with PeakRSS() as rss:
         train = median_seconds(train_step, args.warmup, args.iters)
         infer = median_seconds(lambda: [logits(x) for x in xs], args.warmup, args.iters)
+    extra = {}
+    if getattr(args, 'precise_bn', 0) and args.norm == 'batch':
+        tic = time.perf_counter()  # one precise-BN pass over --precise_bn batches
+        recompute_batch_norm_statistics(net, [xs[0]] * args.precise_bn, ctx)
+        extra['precise_bn_s'] = time.perf_counter() - tic
+    if fusion_available(ctx[0]):  # inference as evaluate / predict run it
+        hybridize_for_inference(net, ctx[0], example_shape=xs[0].shape)
+        extra['fused_infer_img_s'] = args.batch_size / median_seconds(
+            lambda: [logits(x) for x in xs], args.warmup, args.iters)
     params = sum(p.data(ctx[0]).size for p in net.collect_params().values())
     memory = (mx.context.gpu_memory_info(ctx[0].device_id)[1]
               - mx.context.gpu_memory_info(ctx[0].device_id)[0]
               if ctx[0].device_type == 'gpu' else rss.peak)
-    return {'train_img_s': args.batch_size / train, 'infer_img_s': args.batch_size / infer,
-            'memory_mb': memory / 2 ** 20, 'params_m': params / 1e6, 'gmac': macs / 1e9}
+    return dict(extra, train_img_s=args.batch_size / train, infer_img_s=args.batch_size / infer,
+                memory_mb=memory / 2 ** 20, params_m=params / 1e6, gmac=macs / 1e9)
 
 
 def torchvision_deeplab(stride):
@@ -332,6 +351,10 @@ def main(argv=None):
     p.add_argument('--eval_data', default=None, help='CamVid root: also time one val pass')
     p.add_argument('--eval_stride', type=int, default=16, choices=(8, 16))
     p.add_argument('--workers', type=int, default=2, help='DataLoader workers (eval pass)')
+    p.add_argument('--norm', default='batch', choices=('batch', 'group'),
+                   help='our rows with BatchNorm or GroupNorm (32 groups)')
+    p.add_argument('--precise_bn', type=int, default=0, metavar='N',
+                   help='also time one precise-BN pass over N batches (our BatchNorm rows)')
     p.add_argument('--json', default='bench.json', help='where the results go')
     args = p.parse_args(argv)
     ctx = parse_contexts(args.gpus)
@@ -352,7 +375,7 @@ def main(argv=None):
             if row == 'gluoncv':
                 net, name = gluoncv_deeplab(args.size), 'GluonCV DeepLabV3 (OS 8)'
             else:
-                net, name = our_network(row)
+                net, name = our_network(row, args.norm)
             measured = bench_network(net, args, ctx)
         results['rows'].append(dict(measured, row=row, name=name))
         print('measured %s' % name, file=sys.stderr, flush=True)
@@ -363,18 +386,29 @@ def main(argv=None):
 
     def torchvision_of(r):  # the torchvision row at r's output stride
         return by_row.get('torchvision%d' % parse_row(r['row'])[1])
-    print_table(['network', 'train img/s', 'inference img/s', 'GMAC/img', 'train GFLOP/s',
-                 'inference GFLOP/s', 'train vs GluonCV', 'inference vs GluonCV',
-                 'train vs torchvision', 'inference vs torchvision', 'peak memory MB',
-                 'params M'],
+    for r in results['rows']:  # the inference a user gets: fused where it is available
+        r['best_infer_img_s'] = max(r['infer_img_s'], r.get('fused_infer_img_s', 0))
+    print_table(['network', 'train img/s', 'inference img/s', 'fused inference img/s',
+                 'GMAC/img', 'train GFLOP/s', 'inference GFLOP/s', 'train vs GluonCV',
+                 'inference vs GluonCV', 'train vs torchvision', 'inference vs torchvision',
+                 'peak memory MB', 'params M'],
                 [[r['name'], '%.2f' % r['train_img_s'], '%.2f' % r['infer_img_s'],
+                  '%.2f' % r['fused_infer_img_s'] if 'fused_infer_img_s' in r else '-',
                   '%.1f' % r['gmac'], '%.0f' % (6 * r['gmac'] * r['train_img_s']),
-                  '%.0f' % (2 * r['gmac'] * r['infer_img_s']),
+                  '%.0f' % (2 * r['gmac'] * r['best_infer_img_s']),
                   ratio(r, 'train_img_s', by_row.get('gluoncv')),
-                  ratio(r, 'infer_img_s', by_row.get('gluoncv')),
+                  ratio(r, 'best_infer_img_s', by_row.get('gluoncv')),
                   ratio(r, 'train_img_s', torchvision_of(r)),
-                  ratio(r, 'infer_img_s', torchvision_of(r)), '%.0f' % r['memory_mb'],
+                  ratio(r, 'best_infer_img_s', torchvision_of(r)), '%.0f' % r['memory_mb'],
                   '%.1f' % r['params_m']] for r in results['rows']])
+    timed = [r for r in results['rows'] if 'precise_bn_s' in r]
+    if timed:
+        print('\nOne precise-BN pass over %d batches of %d:\n' % (args.precise_bn,
+                                                               args.batch_size))
+        print_table(['network', 'seconds', 'training steps it costs'],
+                    [[r['name'], '%.2f' % r['precise_bn_s'],
+                      '%.1f' % (r['precise_bn_s'] * r['train_img_s'] / args.batch_size)]
+                     for r in timed])
     if args.dtype == 'float32':
         results['pools'] = bench_pools(args, ctx)
         print('\nVortex pools on (%d, 2048, h, w), forward + backward, ms:\n'

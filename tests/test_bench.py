@@ -64,3 +64,16 @@ def test_profile_accounts_for_the_step(tmp_path, capsys, monkeypatch):
     assert prof.kind_of('_backward_Convolution', 'mxnet') == 'convolution backward'
     assert prof.kind_of('aten::convolution_backward', 'torch') == 'convolution backward'
     assert '| convolution forward |' in capsys.readouterr().out
+
+
+def test_remedy_costs_groupnorm_rows_and_a_precise_bn_pass(tmp_path, capsys):
+    out = tmp_path / 'bench.json'
+    for norm in ('group', 'batch'):
+        assert bench.main(['--size', '32', '--rows', 'aspp16@resnet18_v2', '--iters', '1',
+                           '--warmup', '0', '--norm', norm, '--precise_bn', '2',
+                           '--json', str(out)]) == 0
+        row, = json.loads(out.read_text())['rows']
+        assert row['name'].endswith(', GroupNorm') == (norm == 'group')
+        assert ('precise_bn_s' in row) == (norm == 'batch')  # GroupNorm has no statistics
+        assert row['fused_infer_img_s'] > 0
+    assert 'One precise-BN pass over 2 batches of 2' in capsys.readouterr().out
