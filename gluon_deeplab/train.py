@@ -101,7 +101,8 @@ def parse_args(argv=None):
                         'Module A ablation); --aspp_or_vortex 1 = ASPP, 2 = Vortex Pooling')
     g.add_argument('--backbone', '--base_architecture', dest='backbone', type=backbone_name,
                    default='resnet50_v2',
-                   help='resnet18_v2, resnet34_v2, resnet50_v2, resnet101_v2 (resnet_v2_50 / _101 accepted) or xception65')
+                   help='resnet18_v2, resnet34_v2, resnet50_v2, resnet101_v2 (resnet_v2_50 '
+                        '/ _101 accepted) or xception65')
     g.add_argument('--output_stride', type=int, default=16, choices=(8, 16))
     g.add_argument('--msc', type=scales, nargs='?', const=DEFAULT_SCALES, default=None,
                    help='DeepLab v2 multi-scale-input training: the network on the crop at '
