@@ -1,9 +1,9 @@
 """INT8 inference through MXNet 1.9.1's oneDNN quantization (``mxnet.contrib.quantization``).
 
 Convolutions (with their folded BatchNorm and ReLU) run in int8 with per-tensor scales
-(per output channel for the weights) found by calibration: the float32 network runs on calibration images and each quantized
-layer's input and output ranges are their observed minimum and maximum ("naive"
-calibration). Layers oneDNN cannot quantize stay float32. int8 pays only where the CPU
+(per output channel for the weights) found by calibration: the float32 network runs on
+calibration images and each quantized layer's input and output ranges are their observed
+minimum and maximum ("naive" calibration). Layers oneDNN cannot quantize stay float32. int8 pays only where the CPU
 has VNNI int8 dot-product instructions (``avx512_vnni``, ``avx_vnni`` or AMX); elsewhere
 oneDNN falls back to slower int8 kernels, so the commands refuse (``int8_support``).
 """

@@ -126,5 +126,6 @@ def test_bad_settings_name_what_is_valid():
                                          r'resnet50_v2 low-level features\), got 8'):
         get_deeplab('aspp', 16, decoder_output_stride=8)
     with pytest.raises(ValueError, match=r"unknown backbone 'xception71'; valid names: "
-                                         r"resnet101_v2, resnet18_v2, resnet34_v2, resnet50_v2, xception65"):
+                                         r"resnet101_v2, resnet18_v2, resnet34_v2, "
+                                         r"resnet50_v2, xception65"):
         get_deeplab('aspp', 16, backbone='xception71')

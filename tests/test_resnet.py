@@ -100,7 +100,7 @@ def test_basic_unit_backbones_load_the_zoo_file_and_match_its_features(tmp_path,
     assert out.shape == ref.shape == (2, 512, 3, 2)
     assert max_abs_diff(out, ref) < 1e-5
     # atrous at output stride 8: stage 1's 64 channels at stride 4, stage 4 at stride 8
-    trunk = ResNetV2Backbone(name, output_stride=8, multi_grid=(1, 2) if len(grid) == 2 else (1, 2, 4))
+    trunk = ResNetV2Backbone(name, output_stride=8)  # default multi-grid: (1, 2[, 4])
     load_model_zoo_params(trunk, path)
     low, high = trunk.stages(mx.nd, mx.nd.zeros((1, 3, 64, 80)))
     assert (trunk.low_level_channels, trunk.out_channels) == (64, 512)
