@@ -371,9 +371,8 @@ def stop_if_a_data_worker_dies(loader, interval=1.0):
 def load_data(args, threads=None):
     """The training and validation datasets of ``args`` (``--dataset``, ``--data_dir``,
     ``--crop_size``, ``--scale_range``, ``--seed``), checked before any training: every
-    sample must load
-    (or is dropped with ``--skip_bad_samples``) and the training list must not share
-    images with the val list (``--allow_overlap``). Raises FileNotFoundError or
+    sample must load (or is dropped with ``--skip_bad_samples``) and the training list
+    must not share images with the val list (``--allow_overlap``). Raises FileNotFoundError or
     ValueError naming the folder, list or files."""
     cls = DATASETS[args.dataset]
     train_set = get_dataset(args.dataset, args.data_dir, cls.TRAIN_SPLIT,
