@@ -86,3 +86,13 @@ def test_a_bare_params_file_of_a_folder_data_set_is_one_line(checkpoint, capsys)
     assert main(['--checkpoint', path, '--dataset', 'folder', '--head', 'aspp',
                  '--data_dir', SAMPLE]) == 2
     assert 'the number of classes of %s is unknown' % path in capsys.readouterr().err
+
+
+def test_result_names_tell_the_rates_and_int8_apart():
+    from argparse import Namespace
+    from gluon_deeplab.evaluate import result_name
+    args = Namespace(checkpoint='run/final.params', split='val', output_stride=8,
+                     scales=(1.0,), flip=False, window=None, rates_at_os8='doubled', int8=16)
+    assert result_name(args) == 'eval_final_val_os8_rates-doubled_int8'
+    args.output_stride, args.int8 = 16, 0  # the rates at 8 do not change a stride-16 network
+    assert result_name(args) == 'eval_final_val_os16'
