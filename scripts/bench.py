@@ -107,7 +107,17 @@ def median_seconds(fn, warmup, iters):
 
 
 def gluoncv_deeplab(size):
-    from gluoncv.model_zoo.deeplabv3 import DeepLabV3
+    # GluonCV 0.10.5 refuses to import beside torch >= 2 (its torch side wants < 2.0);
+    # its MXNet side does not use torch, so torch is hidden while it imports
+    hidden = sys.modules.get('torch', False)
+    sys.modules['torch'] = None  # import torch -> ImportError
+    try:
+        from gluoncv.model_zoo.deeplabv3 import DeepLabV3
+    finally:
+        if hidden is False:
+            del sys.modules['torch']
+        else:
+            sys.modules['torch'] = hidden
     return DeepLabV3(NUM_CLASSES, backbone='resnet50', aux=False, pretrained_base=False,
                      crop_size=size)
 
