@@ -78,7 +78,8 @@ def calibration_crops(dataset, data_dir, crop_size, count, seed=0):
 def result_name(args):
     """The stem of an evaluation's result files: ``eval_<checkpoint>_<split>_os<stride>``
     then ``_s<scales>``, ``_flip``, ``_win<window>s<stride>``, ``_rates-<rates_at_os8>``
-    (output stride 8), ``_int8`` where they differ from the plain evaluation (``checkpoint.unique_stem`` adds ``_2``... when it exists)."""
+    (output stride 8), ``_int8`` where they differ from the plain evaluation
+    (``checkpoint.unique_stem`` adds ``_2``... when it exists)."""
     name = 'eval_%s_%s_os%d' % (os.path.splitext(os.path.basename(args.checkpoint))[0],
                                 args.split, args.output_stride)
     if tuple(args.scales) != (1.0,):

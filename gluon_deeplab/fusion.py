@@ -27,8 +27,8 @@ def hybridize_for_inference(net, ctx, example_shape=(1, 3, 64, 64)):
     (``optimize_for``, which runs one forward pass of zeros of ``example_shape`` =
     (N, C, H, W)); elsewhere plainly. Returns True if the graph was fused.
 
-    Training through a fused graph is not supported by MXNet: use it for evaluation,
-    prediction and export only.
+    Training through a fused graph is not supported by MXNet: use it for evaluation and
+    prediction only (export writes the portable graph, with ``fold_batch_norm``).
     """
     if not fusion_available(ctx):
         net.hybridize(static_alloc=True)

@@ -3,12 +3,15 @@
 Convolutions (with their folded BatchNorm and ReLU) run in int8 with per-tensor scales
 (per output channel for the weights) found by calibration: the float32 network runs on
 calibration images and each quantized layer's input and output ranges are their observed
-minimum and maximum ("naive" calibration). Layers oneDNN cannot quantize stay float32. int8 pays only where the CPU
-has VNNI int8 dot-product instructions (``avx512_vnni``, ``avx_vnni`` or AMX); elsewhere
-oneDNN falls back to slower int8 kernels, so the commands refuse (``int8_support``).
+minimum and maximum ("naive" calibration). Layers oneDNN cannot quantize stay float32.
+int8 pays only where the CPU has VNNI int8 dot-product instructions (``avx512_vnni``,
+``avx_vnni`` or AMX); elsewhere oneDNN falls back to slower int8 kernels, so the commands
+refuse (``int8_support``).
 """
 import mxnet as mx
 from mxnet import gluon
+
+from .fusion import fusion_available
 
 __all__ = ['VNNI_FLAGS', 'int8_support', 'quantize_network']
 
@@ -32,7 +35,7 @@ def int8_support(flags=None):
     """``(True, '')`` when the CPU has one of ``VNNI_FLAGS`` and MXNet has oneDNN, else
     ``(False, reason)`` naming what is missing. ``flags``: the CPU flags (default: read
     from ``/proc/cpuinfo``)."""
-    if not mx.runtime.Features().is_enabled('MKLDNN'):
+    if not fusion_available(mx.cpu()):  # the same oneDNN build check
         return False, 'this MXNet is built without oneDNN (MKLDNN)'
     flags = cpu_flags() if flags is None else set(flags)
     if not flags & set(VNNI_FLAGS):
