@@ -1,4 +1,7 @@
 """DeepLabV3 with ASPP or Vortex Pooling on a dilated ResNet-v2 trunk, in MXNet Gluon."""
+from .cpu_threads import set_default_threads
+
+set_default_threads()  # before MXNet loads: one OpenMP thread per physical core
 from .datasets import DATASETS, get_dataset
 from .deeplab import DeepLabV3, get_deeplab
 from .loss import SoftmaxCrossEntropyLoss

@@ -19,6 +19,7 @@ from .datasets import DATASETS
 from .deeplab import BACKBONES, get_deeplab
 from .group_norm import GroupNorm
 from .heads import HEAD_BY_NUMBER, HEADS, OS8_RATE_FACTORS
+from .quantize import int8_support
 from .resnet import default_multi_grid
 
 __all__ = ['head_name', 'backbone_name', 'positive_int', 'nonnegative_int', 'positive_float',
@@ -184,6 +185,23 @@ def add_inference_args(parser):
                         help='comma-separated input scales (default 1.0); DeepLabV3 on VOC: '
                              '0.5,0.75,1.0,1.25,1.5,1.75')
     parser.add_argument('--flip', action='store_true', help='also average the left-right flip')
+
+
+def add_int8_arg(parser, what):
+    """``--int8 N``: int8 ``what`` (``quantize.quantize_network``), calibrated on N
+    training crops; 0 (the default): float32."""
+    parser.add_argument('--int8', type=nonnegative_int, default=0, metavar='N',
+                        help='INT8 %s (oneDNN quantization), calibrated on N training '
+                             'crops; CPUs with VNNI int8 instructions only; 0: float32' % what)
+
+
+def refuse_int8_unless_usable(ctx=None):
+    """Raise UserError (one line naming what is missing) unless this CPU runs int8 faster
+    than float32 (``quantize.int8_support``) and ``ctx`` (default: the CPU) is the CPU."""
+    usable, why = int8_support()
+    if not usable or (ctx and ctx[0].device_type != 'cpu'):
+        raise UserError('--int8 needs a CPU with VNNI int8 instructions: %s'
+                        % (why or 'it runs on the CPU, not on --gpus'))
 
 
 def add_device_args(parser, workers=2):

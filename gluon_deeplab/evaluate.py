@@ -11,22 +11,22 @@ import json
 import os
 import sys
 
-import mxnet as mx
 import numpy as np
 from mxnet import gluon
 from tqdm import tqdm
 
 from .checkpoint import atomic_write_text, load_settings, unique_stem
-from .cli import (UserError, add_device_args, add_inference_args, add_network_args,
-                  network_from_args, nonnegative_int, positive_int, run_command)
+from .cli import (UserError, add_device_args, add_inference_args, add_int8_arg,
+                  add_network_args, network_from_args, positive_int, refuse_int8_unless_usable,
+                  run_command)
 from .datasets import DATASETS, get_dataset
 from .devices import parse_contexts
 from .fusion import hybridize_for_inference
 from .inference import predict_probs
 from .metrics import SegmentationMetric
 from .plot import plot_confusion
-from .quantize import int8_support, quantize_network
-from .transforms import EvalTransform, TrainTransform
+from .quantize import calibration_crops, quantize_network
+from .transforms import EvalTransform
 
 __all__ = ['evaluate', 'format_iou_table', 'result_name', 'main']
 
@@ -60,21 +60,6 @@ def format_iou_table(metric, class_names):
     return '\n'.join(lines)
 
 
-def calibration_crops(dataset, data_dir, crop_size, count, seed=0):
-    """(count, 3, crop_size, crop_size) float32: ``count`` training images of
-    ``dataset`` (a seeded random choice), each randomly cropped at its own scale (the
-    training transform without rescaling), for INT8 calibration. Raises ValueError when
-    the training split has fewer images."""
-    train = get_dataset(dataset, data_dir, DATASETS[dataset].TRAIN_SPLIT,
-                        TrainTransform(crop_size, (1.0, 1.0)), seed=seed)
-    if count > len(train):
-        raise ValueError('--int8 %d: the training split has only %d images'
-                         % (count, len(train)))
-    train.set_epoch(0)
-    chosen = np.random.default_rng(seed).choice(len(train), count, replace=False)
-    return mx.nd.array(np.stack([train[int(i)][0] for i in chosen]))
-
-
 def result_name(args):
     """The stem of an evaluation's result files: ``eval_<checkpoint>_<split>_os<stride>``
     then ``_s<scales>``, ``_flip``, ``_win<window>s<stride>``, ``_rates-<rates_at_os8>``
@@ -105,9 +90,7 @@ def parse_args(argv=None):
                    help='sliding-window size in pixels (default: whole image)')
     p.add_argument('--stride', type=positive_int, default=None,
                    help='window stride (default 2/3 window)')
-    p.add_argument('--int8', type=nonnegative_int, default=0, metavar='N',
-                   help='INT8 inference (oneDNN quantization), calibrated on N training '
-                        'crops; CPUs with VNNI int8 instructions only; 0: float32')
+    add_int8_arg(p, 'inference')
     add_device_args(p)
     args = p.parse_args(argv)
     if args.stride and not args.window:
@@ -126,10 +109,7 @@ def _main(argv):
     args = parse_args(argv)
     ctx = parse_contexts(args.gpus)
     if args.int8:
-        usable, why = int8_support()
-        if not usable or ctx[0].device_type != 'cpu':
-            raise UserError('--int8 needs a CPU with VNNI int8 instructions: %s'
-                            % (why or 'it runs on the CPU, not on --gpus'))
+        refuse_int8_unless_usable(ctx)
     net = network_from_args(args, ctx)
     cls = DATASETS[args.dataset]
     args.split = args.split or cls.VAL_SPLIT

@@ -1,9 +1,11 @@
 """Export a trained network for deployment: MXNet symbol JSON + params, and ONNX.
 
     python -m gluon_deeplab.export --checkpoint runs/camvid_aspp/phase2/final.params \\
-        --height 360 --width 480 --prefix exported/camvid_aspp [--onnx]
+        --height 360 --width 480 --prefix exported/camvid_aspp [--onnx | --int8 64]
 
-Every BatchNorm that follows a convolution is folded into its weights and bias. The
+Every BatchNorm that follows a convolution is folded into its weights and bias; with
+``--int8 N`` the graph is instead MXNet's oneDNN int8 graph (``quantize.py``, calibrated
+on N training crops; CPUs with VNNI only, and it loads only in an MXNet with oneDNN). The
 graph is fixed to one input size (N=1, 3, H, W): the logits are resized to an
 explicit H x W (``deeplab.FixedSizeOutput``), which MXNet 1.9.1's ONNX exporter accepts
 (it rejects ``BilinearResize2D(mode='like')``). Reload the MXNet files with
@@ -17,25 +19,35 @@ import sys
 import mxnet as mx
 import numpy as np
 
-from .cli import add_network_args, network_from_args, positive_int, run_command
+from .checkpoint import load_settings
+from .cli import (UserError, add_int8_arg, add_network_args, network_from_args, positive_int,
+                  refuse_int8_unless_usable, run_command)
 from .deeplab import FixedSizeOutput
 from .fusion import fold_batch_norm
+from .quantize import calibration_crops, quantize_network
 
 __all__ = ['export_mxnet', 'export_onnx', 'main']
 
 
-def export_mxnet(net, height, width, prefix, ctx=None):
-    """Write ``net`` (a ``DeepLabV3``, left as it is) for a fixed (1, 3, height, width)
-    input as ``prefix-symbol.json`` and ``prefix-0000.params``, through a
-    ``FixedSizeOutput`` wrapper, with every BatchNorm that follows a convolution folded
-    into it (``fusion.fold_batch_norm``). Returns the two paths."""
+def export_mxnet(net, height, width, prefix, ctx=None, calibration_images=None):
+    """Write ``net`` (a ``DeepLabV3``; its outputs are left as they are) for a fixed
+    (1, 3, height, width) float32 input as ``prefix-symbol.json`` and
+    ``prefix-0000.params``, through a ``FixedSizeOutput`` wrapper, with every BatchNorm
+    that follows a convolution folded into it (``fusion.fold_batch_norm``). With
+    ``calibration_images`` ((N, 3, h, w) float32, normalised) the graph written is the
+    int8 one of ``quantize.quantize_network`` (CPU only). Returns the two paths."""
     fixed = FixedSizeOutput(net, height, width)
-    fixed.hybridize(static_alloc=True)
+    if calibration_images is not None:
+        fixed = quantize_network(fixed, calibration_images)
+    else:
+        fixed.hybridize(static_alloc=True)
     fixed(mx.nd.zeros((1, 3, height, width), ctx=ctx or mx.cpu()))
     folder = os.path.dirname(os.path.abspath(prefix))
     os.makedirs(folder, exist_ok=True)
     fixed.export(prefix)
     symbol_file, params_file = prefix + '-symbol.json', prefix + '-0000.params'
+    if calibration_images is not None:  # quantization has fused the BatchNorms already
+        return symbol_file, params_file
     with open(symbol_file) as f:
         graph = json.load(f)
     saved = mx.nd.load(params_file)
@@ -80,7 +92,14 @@ def parse_args(argv=None):
     p.add_argument('--width', type=positive_int, required=True)
     p.add_argument('--prefix', default=None, help='default: beside the checkpoint')
     p.add_argument('--onnx', action='store_true', help='also write PREFIX.onnx')
-    return p.parse_args(argv)
+    add_int8_arg(p, 'graph')
+    p.add_argument('--data_dir', help='the calibration images\' data set (with --int8; '
+                                      'default: the one the checkpoint was trained with)')
+    args = p.parse_args(argv)
+    if args.int8 and args.onnx:
+        p.error('--onnx cannot carry the int8 graph (oneDNN operators); export one or the '
+                'other')
+    return args
 
 
 def main(argv=None):
@@ -90,11 +109,29 @@ def main(argv=None):
 
 def _main(argv):
     args = parse_args(argv)
+    if args.int8:
+        refuse_int8_unless_usable()
     net = network_from_args(args, [mx.cpu()])
     if args.prefix is None:
         args.prefix = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)),
-                                   'deeplab_%s_%dx%d' % (args.head, args.height, args.width))
-    symbol_file, params_file = export_mxnet(net, args.height, args.width, args.prefix)
+                                   'deeplab_%s_%dx%d%s' % (args.head, args.height, args.width,
+                                                           '_int8' if args.int8 else ''))
+    written = [args.prefix + end for end in ('-symbol.json', '-0000.params')
+               + (('.onnx',) if args.onnx else ())]
+    existing = [path for path in written if os.path.exists(path)]
+    if existing:
+        raise UserError('%s exists; choose another --prefix' % existing[0])
+    calibration = None
+    if args.int8:
+        saved = load_settings(args.checkpoint)
+        data_dir = args.data_dir or saved.get('data_dir')
+        if data_dir is None:
+            raise UserError('--data_dir is needed for --int8: no training settings beside %s'
+                            % args.checkpoint)
+        calibration = calibration_crops(args.dataset, data_dir, saved.get('crop_size', 513),
+                                        args.int8)
+    symbol_file, params_file = export_mxnet(net, args.height, args.width, args.prefix,
+                                            calibration_images=calibration)
     print('wrote %s and %s' % (symbol_file, params_file))
     if args.onnx:
         onnx_file = export_onnx(symbol_file, params_file, args.height, args.width,

@@ -9,11 +9,14 @@ int8 pays only where the CPU has VNNI int8 dot-product instructions (``avx512_vn
 refuse (``int8_support``).
 """
 import mxnet as mx
+import numpy as np
 from mxnet import gluon
 
+from .datasets import DATASETS, get_dataset
 from .fusion import fusion_available
+from .transforms import TrainTransform
 
-__all__ = ['VNNI_FLAGS', 'int8_support', 'quantize_network']
+__all__ = ['VNNI_FLAGS', 'calibration_crops', 'int8_support', 'quantize_network']
 
 #: CPU flags (``/proc/cpuinfo``) of the int8 dot-product instructions oneDNN needs to gain.
 VNNI_FLAGS = ('avx512_vnni', 'avx_vnni', 'amx_int8')
@@ -67,3 +70,18 @@ def quantize_network(net, calibration_images, batch_size=1):
     return quantize_net_v2(net, quantized_dtype='auto', quantize_granularity='channel-wise',
                            calib_data=calib, calib_mode='naive', num_calib_examples=count,
                            ctx=mx.cpu())
+
+
+def calibration_crops(dataset, data_dir, crop_size, count, seed=0):
+    """(count, 3, crop_size, crop_size) float32: ``count`` training images of
+    ``dataset`` (a seeded random choice), each randomly cropped at its own scale (the
+    training transform without rescaling), for INT8 calibration. Raises ValueError when
+    the training split has fewer images."""
+    train = get_dataset(dataset, data_dir, DATASETS[dataset].TRAIN_SPLIT,
+                        TrainTransform(crop_size, (1.0, 1.0)), seed=seed)
+    if count > len(train):
+        raise ValueError('--int8 %d: the training split has only %d images'
+                         % (count, len(train)))
+    train.set_epoch(0)
+    chosen = np.random.default_rng(seed).choice(len(train), count, replace=False)
+    return mx.nd.array(np.stack([train[int(i)][0] for i in chosen]))

@@ -38,12 +38,14 @@ import sys
 import threading
 import time
 
+import gluon_deeplab  # noqa: F401 (first: it sets MXNet's OpenMP threads, cpu_threads.py)
 import mxnet as mx
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
 from gluon_deeplab import atrous
 from gluon_deeplab.box_pool import POOLINGS
+from gluon_deeplab.cpu_threads import physical_cores
 from gluon_deeplab.deeplab import get_deeplab
 from gluon_deeplab.devices import parse_contexts
 from gluon_deeplab.heads import aspp_rates
@@ -227,13 +229,22 @@ def torch_macs(model, size):
     return total[0]
 
 
+def omp_threads():
+    """The OpenMP thread count MXNet runs with here: ``OMP_NUM_THREADS`` (which importing
+    ``gluon_deeplab`` set, ``cpu_threads.py``, unless the user did), else the physical
+    cores (``MXNET_OMP_MAX_THREADS`` aside)."""
+    return int(os.environ.get('MXNET_OMP_MAX_THREADS') or os.environ.get('OMP_NUM_THREADS')
+               or physical_cores())
+
+
 def torch_steps(model, size, batch):
     """``(train_step, infer)`` for a torchvision segmentation model on random (batch, 3,
-    size, size) images, with torch's own loop, on all CPU cores: an SGD + momentum step
+    size, size) images, with torch's own loop, on as many threads as MXNet
+    (``cpu_threads``: ``OMP_NUM_THREADS``): an SGD + momentum step
     on the cross-entropy in train mode; a forward pass under ``inference_mode`` in eval
     mode."""
     import torch
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(omp_threads())
     x = torch.randn(batch, 3, size, size)
     y = torch.randint(0, NUM_CLASSES, (batch, size, size))
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
@@ -369,7 +380,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     ctx = parse_contexts(args.gpus)
     set_precision(args.dtype)
-    device = 'GPU %s' % args.gpus if args.gpus else 'CPU (%d cores)' % os.cpu_count()
+    device = ('GPU %s' % args.gpus if args.gpus else 'CPU (%d logical CPUs, %d physical '
+              'cores; %d OpenMP threads for MXNet and torch)'
+              % (os.cpu_count(), physical_cores(), omp_threads()))
     print('%s, input %dx%d, batch %d, %s; median of %d iterations after %d warm-up\n'
           % (device, args.size, args.size, args.batch_size, args.dtype, args.iters, args.warmup))
     results = {'settings': vars(args), 'device': device, 'rows': []}

@@ -7,7 +7,7 @@ from mxnet import gluon
 
 from conftest import max_abs_diff
 from gluon_deeplab import get_deeplab
-from gluon_deeplab.export import export_mxnet, export_onnx
+from gluon_deeplab.export import export_mxnet, export_onnx, main as export_main
 
 HEIGHT, WIDTH = 48, 64
 
@@ -69,3 +69,53 @@ def test_onnx_export_matches_mxnet(exported, tmp_path):
     out = session.run(None, {session.get_inputs()[0].name: x.asnumpy()})[0]
     assert out.shape == reference.shape
     assert np.abs(out - reference.asnumpy()).max() < 1e-5 * np.abs(reference.asnumpy()).max()
+
+
+@pytest.mark.skipif(not mx.runtime.Features().is_enabled('MKLDNN'),
+                    reason='this MXNet is built without oneDNN')
+def test_int8_export_reloads_and_agrees_with_float32(tmp_path):
+    # oneDNN's int8 kernels run (slowly) without VNNI too, so the library path is checked
+    # on every CPU; the command refuses there (below)
+    from conftest import tiny_deeplab
+    mx.random.seed(4)
+    net = tiny_deeplab('aspp', num_classes=4)
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH] / 16.0
+    image = np.stack([np.sin(xx), np.cos(yy), np.sin(xx + yy)])[None].astype(np.float32)
+    reference = net(mx.nd.array(image)).asnumpy()
+    calib = mx.nd.array(np.concatenate([image, image[:, :, ::-1], -image]))
+    symbol_file, params_file = export_mxnet(net, HEIGHT, WIDTH, str(tmp_path / 'q'),
+                                            calibration_images=calib)
+    ops = {n['op'] for n in json.load(open(symbol_file))['nodes']}
+    assert '_contrib_quantize_v2' in ops and 'Convolution' not in ops and 'BatchNorm' not in ops
+    out = gluon.SymbolBlock.imports(symbol_file, ['data'], params_file)(
+        mx.nd.array(image)).asnumpy()
+    assert out.shape == reference.shape
+    # the tolerance of test_quantize (README, INT8)
+    assert np.abs(out - reference).max() <= 0.1 * (reference.max() - reference.min())
+    assert (out.argmax(1) == reference.argmax(1)).mean() >= 0.95
+    # the caller's network still takes any size
+    assert net(mx.nd.zeros((1, 3, 40, 56))).shape == (1, 4, 40, 56)
+
+
+def test_export_refuses_int8_without_vnni_and_with_onnx(monkeypatch, capsys, tmp_path):
+    import gluon_deeplab.cli as cli
+    monkeypatch.setattr(cli, 'int8_support', lambda: (False, 'no VNNI here'))
+    base = ['--checkpoint', str(tmp_path / 'x.params'), '--height', '8', '--width', '8']
+    assert export_main(base + ['--int8', '4']) == 2
+    assert capsys.readouterr().err.strip() == (
+        'error: --int8 needs a CPU with VNNI int8 instructions: no VNNI here')
+    with pytest.raises(SystemExit):
+        export_main(base + ['--int8', '4', '--onnx'])
+    assert '--onnx cannot carry the int8 graph' in capsys.readouterr().err
+
+
+def test_export_never_overwrites_an_earlier_export(camvid_checkpoint, capsys, tmp_path):
+    _, checkpoint = camvid_checkpoint
+    prefix = tmp_path / 'm'
+    (tmp_path / 'm-0000.params').write_bytes(b'earlier export')
+    args = ['--checkpoint', checkpoint, '--dataset', 'camvid', '--head', 'aspp',
+            '--height', '32', '--width', '32', '--prefix', str(prefix)]
+    assert export_main(args) == 2
+    assert capsys.readouterr().err.strip() == (
+        'error: %s-0000.params exists; choose another --prefix' % prefix)
+    assert (tmp_path / 'm-0000.params').read_bytes() == b'earlier export'

@@ -14,8 +14,8 @@ def test_int8_needs_vnni():
 
 
 def test_evaluate_refuses_int8_without_vnni_in_one_line(monkeypatch, capsys, tmp_path):
-    import gluon_deeplab.evaluate as evaluate
-    monkeypatch.setattr(evaluate, 'int8_support', lambda: (False, 'no VNNI here'))
+    import gluon_deeplab.cli as cli
+    monkeypatch.setattr(cli, 'int8_support', lambda: (False, 'no VNNI here'))
     assert evaluate_main(['--checkpoint', str(tmp_path / 'x.params'), '--int8', '8']) == 2
     err = capsys.readouterr().err
     assert err.strip() == 'error: --int8 needs a CPU with VNNI int8 instructions: no VNNI here'
