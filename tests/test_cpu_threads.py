@@ -3,7 +3,7 @@ import os
 import subprocess
 import sys
 
-from gluon_deeplab.cpu_threads import physical_cores, set_default_threads
+from gluon_deeplab.cpu_threads import cgroup_cpu_limit, physical_cores, set_default_threads
 
 
 def _fake_sysfs(root, topology):
@@ -33,6 +33,23 @@ def test_set_default_threads_leaves_the_user_s_choice_alone():
     assert set_default_threads(environ, modules={}) == environ['OMP_NUM_THREADS']
 
 
+def test_cgroup_cpu_limit_reads_v2_and_v1_quotas(tmp_path):
+    v2 = tmp_path / 'v2'
+    v2.mkdir()
+    (v2 / 'cpu.max').write_text('150000 100000\n')  # docker --cpus 1.5
+    assert cgroup_cpu_limit(str(v2)) == 2
+    (v2 / 'cpu.max').write_text('max 100000\n')
+    assert cgroup_cpu_limit(str(v2)) is None
+    v1 = tmp_path / 'v1' / 'cpu'
+    v1.mkdir(parents=True)
+    (v1 / 'cpu.cfs_period_us').write_text('100000\n')
+    (v1 / 'cpu.cfs_quota_us').write_text('300000\n')
+    assert cgroup_cpu_limit(str(tmp_path / 'v1')) == 3
+    (v1 / 'cpu.cfs_quota_us').write_text('-1\n')
+    assert cgroup_cpu_limit(str(tmp_path / 'v1')) is None
+    assert cgroup_cpu_limit(str(tmp_path / 'none')) is None
+
+
 def _cores_from_proc_cpuinfo():
     # the kernel's other account of the topology: (physical id, core id) per processor
     cores, processor, package = set(), None, '0'
@@ -56,4 +73,6 @@ def test_importing_the_package_gives_mxnet_one_thread_per_physical_core():
     out = subprocess.run([sys.executable, '-c', 'import os, gluon_deeplab, mxnet; '
                           'print(os.environ["OMP_NUM_THREADS"])'],
                          env=env, capture_output=True, text=True, check=True).stdout
-    assert int(out) == _cores_from_proc_cpuinfo()
+    limit = cgroup_cpu_limit()
+    cores = _cores_from_proc_cpuinfo()
+    assert int(out) == (min(cores, limit) if limit else cores)
