@@ -2,10 +2,10 @@
 from .cpu_threads import set_default_threads
 
 set_default_threads()  # before MXNet loads: one OpenMP thread per physical core
-from .datasets import DATASETS, get_dataset
-from .deeplab import DeepLabV3, get_deeplab
-from .loss import SoftmaxCrossEntropyLoss
-from .metrics import SegmentationMetric
+from .datasets import DATASETS, get_dataset  # noqa: E402
+from .deeplab import DeepLabV3, get_deeplab  # noqa: E402
+from .loss import SoftmaxCrossEntropyLoss  # noqa: E402
+from .metrics import SegmentationMetric  # noqa: E402
 
 __version__ = '0.1.0'
 __all__ = ['get_deeplab', 'DeepLabV3', 'SegmentationMetric', 'SoftmaxCrossEntropyLoss',

@@ -25,7 +25,7 @@ from .resnet import default_multi_grid
 __all__ = ['head_name', 'backbone_name', 'positive_int', 'nonnegative_int', 'positive_float',
            'nonnegative_float', 'unit_fraction',
            'add_network_args', 'network_from_args', 'add_inference_args', 'add_device_args',
-           'scales', 'run_command', 'UserError']
+           'add_int8_arg', 'refuse_int8_unless_usable', 'scales', 'run_command', 'UserError']
 
 #: Backbone names of the original scripts -> ours.
 BACKBONE_ALIASES = {'resnet_v2_50': 'resnet50_v2', 'resnet_v2_101': 'resnet101_v2',

@@ -116,6 +116,11 @@ def _main(argv):
         args.prefix = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)),
                                    'deeplab_%s_%dx%d%s' % (args.head, args.height, args.width,
                                                            '_int8' if args.int8 else ''))
+    if args.onnx:
+        try:
+            import onnx  # noqa: F401 (checked before anything is written)
+        except ImportError:
+            raise UserError('--onnx needs the onnx package (pip install "onnx<1.16")')
     written = [args.prefix + end for end in ('-symbol.json', '-0000.params')
                + (('.onnx',) if args.onnx else ())]
     existing = [path for path in written if os.path.exists(path)]

@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 
+from .cpu_threads import MARK
+
 __all__ = ['Node', 'plan', 'run', 'main']
 
 #: What a server or the scheduler runs: importing MXNet with DMLC_ROLE=server or
@@ -62,13 +64,15 @@ def _free_port(host):
 
 
 def plan(command, num_workers, num_servers=None, hosts=None, host='127.0.0.1', port=0,
-         python=sys.executable):
+         python=sys.executable, environ=None):
     """The job's processes, as a list of ``Node``: the scheduler on this machine at
     ``host:port`` (``port`` 0: a free one), then ``num_servers`` servers (default: one
     per host, or 1) and ``num_workers`` workers running ``command`` (a list), placed on
     ``hosts`` in turn (None: all here, each bound to ``host``). Host names are resolved
-    to addresses here. Raises ValueError for fewer than one worker or server, or a host
-    name that does not resolve."""
+    to addresses here. Where ``OMP_NUM_THREADS`` in ``environ`` (default ``os.environ``)
+    is the package's default (``cpu_threads.MARK``), not the user's, the workers on this
+    machine share it and its scheduler and servers get 1. Raises ValueError for fewer
+    than one worker or server, or a host name that does not resolve."""
     if num_workers < 1:
         raise ValueError('need at least one worker, got -n %d' % num_workers)
     num_servers = num_servers or len(hosts or [host])
@@ -83,9 +87,18 @@ def plan(command, num_workers, num_servers=None, hosts=None, host='127.0.0.1', p
         where = hosts[index % len(hosts)] if hosts and role != 'scheduler' else None
         return Node(role, index, where, cmd,
                     dict(common, DMLC_ROLE=role, DMLC_NODE_HOST=addresses[where or host]))
-    return ([node('scheduler', 0, [python] + NODE_COMMAND)]
-            + [node('server', i, [python] + NODE_COMMAND) for i in range(num_servers)]
-            + [node('worker', i, list(command)) for i in range(num_workers)])
+    nodes = ([node('scheduler', 0, [python] + NODE_COMMAND)]
+             + [node('server', i, [python] + NODE_COMMAND) for i in range(num_servers)]
+             + [node('worker', i, list(command)) for i in range(num_workers)])
+    environ = os.environ if environ is None else environ
+    threads = environ.get(MARK)
+    if threads and environ.get('OMP_NUM_THREADS') == threads:  # ours to divide
+        here = [n for n in nodes if n.host is None]
+        workers = max(1, sum(n.role == 'worker' for n in here))
+        for n in here:
+            n.env['OMP_NUM_THREADS'] = str(max(1, int(threads) // workers)
+                                           if n.role == 'worker' else 1)
+    return nodes
 
 
 def _start(node, ssh):

@@ -230,11 +230,19 @@ def torch_macs(model, size):
 
 
 def omp_threads():
-    """The OpenMP thread count MXNet runs with here: ``OMP_NUM_THREADS`` (which importing
-    ``gluon_deeplab`` set, ``cpu_threads.py``, unless the user did), else the physical
-    cores (``MXNET_OMP_MAX_THREADS`` aside)."""
-    return int(os.environ.get('MXNET_OMP_MAX_THREADS') or os.environ.get('OMP_NUM_THREADS')
-               or physical_cores())
+    """The OpenMP thread count MXNet runs with here: ``MXNET_OMP_MAX_THREADS``, else
+    ``OMP_NUM_THREADS`` (which importing ``gluon_deeplab`` first set, ``cpu_threads.py``,
+    unless the user did), else MXNet's own x86 default, half the usable CPUs."""
+    value = os.environ.get('MXNET_OMP_MAX_THREADS') or os.environ.get('OMP_NUM_THREADS')
+    if value:
+        return int(value.split(',')[0])
+    return max(1, len(os.sched_getaffinity(0)) // 2)
+
+
+def cpu_description():
+    """'CPU (L logical CPUs, P physical cores; T OpenMP threads for MXNet and torch)'."""
+    return ('CPU (%d logical CPUs, %d physical cores; %d OpenMP threads for MXNet and '
+            'torch)' % (len(os.sched_getaffinity(0)), physical_cores(), omp_threads()))
 
 
 def torch_steps(model, size, batch):
@@ -380,9 +388,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     ctx = parse_contexts(args.gpus)
     set_precision(args.dtype)
-    device = ('GPU %s' % args.gpus if args.gpus else 'CPU (%d logical CPUs, %d physical '
-              'cores; %d OpenMP threads for MXNet and torch)'
-              % (os.cpu_count(), physical_cores(), omp_threads()))
+    device = 'GPU %s' % args.gpus if args.gpus else cpu_description()
     print('%s, input %dx%d, batch %d, %s; median of %d iterations after %d warm-up\n'
           % (device, args.size, args.size, args.batch_size, args.dtype, args.iters, args.warmup))
     results = {'settings': vars(args), 'device': device, 'rows': []}

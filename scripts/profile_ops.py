@@ -22,12 +22,13 @@ import time
 os.environ['MXNET_EXEC_BULK_EXEC_TRAIN'] = '0'
 os.environ['MXNET_EXEC_BULK_EXEC_INFERENCE'] = '0'
 
+import gluon_deeplab  # noqa: E402,F401 (before MXNet: its OpenMP threads, cpu_threads.py)
 import mxnet as mx  # noqa: E402
 from mxnet import autograd, gluon  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import (NUM_CLASSES, our_network, parse_row, print_table,  # noqa: E402,I001
-                   torch_steps, torchvision_deeplab)
+from bench import (NUM_CLASSES, cpu_description, our_network, parse_row,  # noqa: E402,I001
+                   print_table, torch_steps, torchvision_deeplab)
 from gluon_deeplab.loss import SoftmaxCrossEntropyLoss  # noqa: E402
 
 #: Operator kinds, first match wins: (kind, MXNet name test, torch name test).
@@ -138,8 +139,8 @@ def main(argv=None):
     stride = parse_row(args.row)[1]
     ours = profile_ours(args.row, args.size, args.batch_size)
     theirs = profile_torchvision(stride, args.size, args.batch_size)
-    print('CPU (%d cores), input %dx%d, batch %d, float32; ours %s vs torchvision OS %d; '
-          'ms of one step\n' % (os.cpu_count(), args.size, args.size, args.batch_size,
+    print('%s, input %dx%d, batch %d, float32; ours %s vs torchvision OS %d; '
+          'ms of one step\n' % (cpu_description(), args.size, args.size, args.batch_size,
                                 args.row, stride))
     kinds = [k for k, _, _ in KINDS] + ['other', 'engine and host', 'wall']
     columns = ['operators', 'ours train', 'torchvision train', 'ours inference',

@@ -60,6 +60,20 @@ def test_plan_gives_every_process_the_dmlc_environment():
     assert [n.host for n in local] == [None] * 4
 
 
+def test_workers_on_one_machine_share_the_default_thread_count_not_the_user_s():
+    from gluon_deeplab.cpu_threads import MARK
+    ours = plan(['w'], 2, environ={'OMP_NUM_THREADS': '4', MARK: '4'})
+    assert [(n.role, n.env['OMP_NUM_THREADS']) for n in ours] == [
+        ('scheduler', '1'), ('server', '1'), ('worker', '2'), ('worker', '2')]
+    # set by the user (or by us and then changed by the user): passed on as it is
+    for environ in ({'OMP_NUM_THREADS': '4'}, {'OMP_NUM_THREADS': '3', MARK: '4'}):
+        assert all('OMP_NUM_THREADS' not in n.env for n in plan(['w'], 2, environ=environ))
+    # workers elsewhere start with their own machine's default
+    remote = plan(['w'], 2, hosts=['10.0.0.2'], host='10.0.0.1', port=9000,
+                  environ={'OMP_NUM_THREADS': '4', MARK: '4'})
+    assert [n.env.get('OMP_NUM_THREADS') for n in remote] == ['1', None, None, None]
+
+
 def test_a_dying_worker_fails_the_job_with_a_clear_message_not_a_hang():
     proc, seconds = _launch(['-n', '2', '--timeout', '100'], DYING_WORKER)
     assert proc.returncode == 1
