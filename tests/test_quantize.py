@@ -42,3 +42,17 @@ def test_int8_network_agrees_with_float32_on_what_it_was_calibrated_for():
     assert np.abs(out - ref).max() <= 0.1 * (ref.max() - ref.min())
     assert (out.argmax(1) == ref.argmax(1)).mean() >= 0.95
     assert VNNI_FLAGS
+
+
+def test_calibration_crops_are_a_seeded_choice_of_distinct_training_crops():
+    from conftest import SAMPLE
+    from gluon_deeplab.quantize import calibration_crops
+    crops = calibration_crops('camvid', SAMPLE, 64, 5)
+    assert crops.shape == (5, 3, 64, 64) and crops.dtype == np.float32
+    assert np.array_equal(crops.asnumpy(), calibration_crops('camvid', SAMPLE, 64, 5).asnumpy())
+    flat = crops.asnumpy().reshape(5, -1)
+    assert len({row.tobytes() for row in flat}) == 5  # no image twice
+    # normalised with ImageNet's mean and std: far from raw 0-255 pixel values
+    assert np.abs(flat).max() < 5
+    with pytest.raises(ValueError, match='--int8 25: the training split has only 24 images'):
+        calibration_crops('camvid', SAMPLE, 64, 25)
