@@ -12,7 +12,7 @@
 #   sh scripts/train_camvid.sh --aspp_or_vortex 2
 #   sh scripts/train_camvid.sh --resume runs/camvid_aspp    # continue an interrupted run
 # DATA_DIR (default ../shared/data/camvid), ITERS1, ITERS2, RUN_DIR and PYTHON are read
-# as train.sh does (ITERS1=900: 20 epochs).
+# as train.sh does (ITERS1=900 --precise_bn 10: the earlier 20-epoch runs of README).
 set -eu
 cd "$(dirname "$0")/.."
 DATASET=camvid DATA_DIR=${DATA_DIR:-../shared/data/camvid} CROP_SIZE=224 \
