@@ -25,7 +25,8 @@ from .resnet import default_multi_grid
 __all__ = ['head_name', 'backbone_name', 'positive_int', 'nonnegative_int', 'positive_float',
            'nonnegative_float', 'unit_fraction',
            'add_network_args', 'network_from_args', 'add_inference_args', 'add_device_args',
-           'add_int8_arg', 'refuse_int8_unless_usable', 'scales', 'run_command', 'UserError']
+           'add_int8_arg', 'refuse_int8_unless_usable', 'data_dir_or_saved', 'scales',
+           'run_command', 'UserError']
 
 #: Backbone names of the original scripts -> ours.
 BACKBONE_ALIASES = {'resnet_v2_50': 'resnet50_v2', 'resnet_v2_101': 'resnet101_v2',
@@ -177,6 +178,16 @@ def network_from_args(args, ctx):
             args.checkpoint, args.head, args.num_classes, args.backbone,
             str(err).strip().splitlines()[0]))
     return net
+
+
+def data_dir_or_saved(args, saved):
+    """``args.data_dir``, else the ``data_dir`` in ``saved`` (the training settings beside
+    ``args.checkpoint``). Raises UserError when neither has one."""
+    data_dir = args.data_dir or saved.get('data_dir')
+    if data_dir is None:
+        raise UserError('--data_dir is needed: no training settings beside %s'
+                        % args.checkpoint)
+    return data_dir
 
 
 def add_inference_args(parser):

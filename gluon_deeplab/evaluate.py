@@ -16,9 +16,9 @@ from mxnet import gluon
 from tqdm import tqdm
 
 from .checkpoint import atomic_write_text, load_settings, unique_stem
-from .cli import (UserError, add_device_args, add_inference_args, add_int8_arg,
-                  add_network_args, network_from_args, positive_int, refuse_int8_unless_usable,
-                  run_command)
+from .cli import (add_device_args, add_inference_args, add_int8_arg, add_network_args,
+                  data_dir_or_saved, network_from_args, positive_int,
+                  refuse_int8_unless_usable, run_command)
 from .datasets import DATASETS, get_dataset
 from .devices import parse_contexts
 from .fusion import hybridize_for_inference
@@ -114,10 +114,7 @@ def _main(argv):
     cls = DATASETS[args.dataset]
     args.split = args.split or cls.VAL_SPLIT
     saved = load_settings(args.checkpoint)
-    args.data_dir = args.data_dir or saved.get('data_dir')
-    if args.data_dir is None:
-        raise UserError('--data_dir is needed: no training settings beside %s'
-                        % args.checkpoint)
+    args.data_dir = data_dir_or_saved(args, saved)
     if args.int8:
         net = quantize_network(net, calibration_crops(args.dataset, args.data_dir,
                                                       saved.get('crop_size', 513), args.int8))

@@ -20,8 +20,8 @@ import mxnet as mx
 import numpy as np
 
 from .checkpoint import load_settings
-from .cli import (UserError, add_int8_arg, add_network_args, network_from_args, positive_int,
-                  refuse_int8_unless_usable, run_command)
+from .cli import (UserError, add_int8_arg, add_network_args, data_dir_or_saved,
+                  network_from_args, positive_int, refuse_int8_unless_usable, run_command)
 from .deeplab import FixedSizeOutput
 from .fusion import fold_batch_norm
 from .quantize import calibration_crops, quantize_network
@@ -129,12 +129,8 @@ def _main(argv):
     calibration = None
     if args.int8:
         saved = load_settings(args.checkpoint)
-        data_dir = args.data_dir or saved.get('data_dir')
-        if data_dir is None:
-            raise UserError('--data_dir is needed for --int8: no training settings beside %s'
-                            % args.checkpoint)
-        calibration = calibration_crops(args.dataset, data_dir, saved.get('crop_size', 513),
-                                        args.int8)
+        calibration = calibration_crops(args.dataset, data_dir_or_saved(args, saved),
+                                        saved.get('crop_size', 513), args.int8)
     symbol_file, params_file = export_mxnet(net, args.height, args.width, args.prefix,
                                             calibration_images=calibration)
     print('wrote %s and %s' % (symbol_file, params_file))
