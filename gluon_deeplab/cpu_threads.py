@@ -16,7 +16,7 @@ import os
 import platform
 import sys
 
-__all__ = ['MARK', 'cgroup_cpu_limit', 'default_threads', 'physical_cores',
+__all__ = ['MARK', 'cgroup_cpu_limit', 'default_threads', 'mxnet_threads', 'physical_cores',
            'set_default_threads']
 
 SYSFS_CPU = '/sys/devices/system/cpu'
@@ -24,6 +24,8 @@ CGROUP = '/sys/fs/cgroup'
 #: Set (to the value) in the environment when ``set_default_threads`` chose
 #: ``OMP_NUM_THREADS``, so that launchers know it is theirs to divide.
 MARK = 'GLUON_DEEPLAB_DEFAULT_OMP_THREADS'
+#: ``platform.machine()`` names of the CPUs on which MXNet halves its default.
+X86 = ('x86_64', 'amd64', 'i386', 'i686', 'x86')
 
 
 def _usable_cpus():
@@ -108,9 +110,22 @@ def set_default_threads(environ=None, modules=None, machine=None):
     environ = os.environ if environ is None else environ
     modules = sys.modules if modules is None else modules
     machine = (platform.machine() if machine is None else machine).lower()
-    if (machine not in ('x86_64', 'amd64', 'i386', 'i686', 'x86')
-            or 'OMP_NUM_THREADS' in environ or 'MXNET_OMP_MAX_THREADS' in environ
+    if (machine not in X86 or 'OMP_NUM_THREADS' in environ or 'MXNET_OMP_MAX_THREADS' in environ
             or 'mxnet' in modules):
         return None
     environ['OMP_NUM_THREADS'] = environ[MARK] = str(default_threads())
     return environ['OMP_NUM_THREADS']
+
+
+def mxnet_threads(environ=None, machine=None):
+    """The OpenMP thread count MXNet runs with in a process started with ``environ``
+    (default ``os.environ``) on ``machine`` (default ``platform.machine()``):
+    ``MXNET_OMP_MAX_THREADS``, else ``OMP_NUM_THREADS`` (its first number), else MXNet's
+    own default: half the usable CPUs on x86, all of them elsewhere."""
+    environ = os.environ if environ is None else environ
+    value = environ.get('MXNET_OMP_MAX_THREADS') or environ.get('OMP_NUM_THREADS')
+    if value:
+        return int(value.split(',')[0])
+    cpus = len(_usable_cpus())
+    machine = (platform.machine() if machine is None else machine).lower()
+    return max(1, cpus // 2) if machine in X86 else cpus

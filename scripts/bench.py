@@ -45,7 +45,7 @@ from mxnet.gluon import nn
 
 from gluon_deeplab import atrous
 from gluon_deeplab.box_pool import POOLINGS
-from gluon_deeplab.cpu_threads import physical_cores
+from gluon_deeplab.cpu_threads import mxnet_threads, physical_cores
 from gluon_deeplab.deeplab import get_deeplab
 from gluon_deeplab.devices import parse_contexts
 from gluon_deeplab.heads import aspp_rates
@@ -229,20 +229,10 @@ def torch_macs(model, size):
     return total[0]
 
 
-def omp_threads():
-    """The OpenMP thread count MXNet runs with here: ``MXNET_OMP_MAX_THREADS``, else
-    ``OMP_NUM_THREADS`` (which importing ``gluon_deeplab`` first set, ``cpu_threads.py``,
-    unless the user did), else MXNet's own x86 default, half the usable CPUs."""
-    value = os.environ.get('MXNET_OMP_MAX_THREADS') or os.environ.get('OMP_NUM_THREADS')
-    if value:
-        return int(value.split(',')[0])
-    return max(1, len(os.sched_getaffinity(0)) // 2)
-
-
 def cpu_description():
     """'CPU (L logical CPUs, P physical cores; T OpenMP threads for MXNet and torch)'."""
     return ('CPU (%d logical CPUs, %d physical cores; %d OpenMP threads for MXNet and '
-            'torch)' % (len(os.sched_getaffinity(0)), physical_cores(), omp_threads()))
+            'torch)' % (len(os.sched_getaffinity(0)), physical_cores(), mxnet_threads()))
 
 
 def torch_steps(model, size, batch):
@@ -252,7 +242,7 @@ def torch_steps(model, size, batch):
     on the cross-entropy in train mode; a forward pass under ``inference_mode`` in eval
     mode."""
     import torch
-    torch.set_num_threads(omp_threads())
+    torch.set_num_threads(mxnet_threads())
     x = torch.randn(batch, 3, size, size)
     y = torch.randint(0, NUM_CLASSES, (batch, size, size))
     opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)

@@ -3,8 +3,10 @@ import os
 import subprocess
 import sys
 
-from gluon_deeplab.cpu_threads import (MARK, cgroup_cpu_limit, default_threads, physical_cores,
-                                       set_default_threads)
+import pytest
+
+from gluon_deeplab.cpu_threads import (MARK, cgroup_cpu_limit, default_threads, mxnet_threads,
+                                       physical_cores, set_default_threads)
 
 
 def _fake_sysfs(root, siblings):
@@ -58,6 +60,14 @@ def test_set_default_threads_leaves_the_user_s_choice_alone():
                        MARK: str(default_threads())}
 
 
+def test_mxnet_threads_is_what_mxnet_would_use():
+    assert mxnet_threads({'MXNET_OMP_MAX_THREADS': '3', 'OMP_NUM_THREADS': '5'}) == 3
+    assert mxnet_threads({'OMP_NUM_THREADS': '4,2'}) == 4  # nested levels: the outer one
+    cpus = len(os.sched_getaffinity(0))
+    assert mxnet_threads({}, 'x86_64') == max(1, cpus // 2)  # src/engine/openmp.cc
+    assert mxnet_threads({}, 'aarch64') == cpus
+
+
 def _cores_from_proc_cpuinfo():
     # the kernel's other account of the topology: (physical id, core id) per processor
     cores, processor, package = set(), None, '0'
@@ -77,7 +87,6 @@ def _cores_from_proc_cpuinfo():
 def test_importing_the_package_gives_mxnet_one_thread_per_physical_core():
     # MXNet alone would take half the logical CPUs on x86 (one thread on a 2-core VM)
     if cgroup_cpu_limit() or not _cores_from_proc_cpuinfo():
-        import pytest
         pytest.skip('a CPU quota, or /proc/cpuinfo without core ids (not x86)')
     env = {k: v for k, v in os.environ.items()
            if k not in ('OMP_NUM_THREADS', 'MXNET_OMP_MAX_THREADS')}
