@@ -77,3 +77,18 @@ def test_remedy_costs_groupnorm_rows_and_a_precise_bn_pass(tmp_path, capsys):
         assert ('precise_bn_s' in row) == (norm == 'batch')  # GroupNorm has no statistics
         assert row['fused_infer_img_s'] > 0
     assert 'One precise-BN pass over 2 batches of 2' in capsys.readouterr().out
+
+
+def test_torch_optimizer_ops_count_as_the_update_not_elementwise():
+    import profile_ops as prof  # scripts/profile_ops.py
+    from types import SimpleNamespace as Event
+    step = Event(name='Optimizer.step#SGD.step', self_cpu_time_total=1000.0, cpu_parent=None)
+    inner = Event(name='aten::add_', self_cpu_time_total=40000.0, cpu_parent=step)
+    deeper = Event(name='aten::mul_', self_cpu_time_total=2000.0, cpu_parent=inner)
+    forward_add = Event(name='aten::add_', self_cpu_time_total=5000.0, cpu_parent=None)
+    conv = Event(name='aten::mkldnn_convolution', self_cpu_time_total=7000.0,
+                 cpu_parent=None)
+    kinds = prof.torch_kinds([step, inner, deeper, forward_add, conv])
+    # by hand: 1 + 40 + 2 ms inside the step; the forward pass's add and the convolution
+    assert kinds == {'optimizer update': 43.0, 'elementwise': 5.0,
+                     'convolution forward': 7.0}
