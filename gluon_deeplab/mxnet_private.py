@@ -5,7 +5,7 @@ else in the package. A newer MXNet should only need this file checked.
 """
 
 __all__ = ['structural_params', 'load_into', 'start_trainer_store', 'data_worker_pids',
-           'close_data_loader']
+           'close_data_loader', 'hybridize_settings']
 
 
 def structural_params(block):
@@ -14,6 +14,16 @@ def structural_params(block):
     public accessor for them (``collect_params`` keys carry the prefixes, which differ
     between networks built in one process)."""
     return block._collect_params_with_prefix()
+
+
+def hybridize_settings(block):
+    """``(active, backend, flags)`` of ``block``'s (a ``HybridBlock``) last ``hybridize``
+    call, so that ``block.hybridize(active, backend=backend, **flags)`` puts it back
+    after hybridization was switched off for a while (``precise_bn``: forward hooks fire
+    only in imperative mode). Gluon keeps them private (``_active``, ``_backend``,
+    ``_flags``); the backend's options are not restored (no hybridize of ours passes
+    any with a block that precise BN sees)."""
+    return block._active, block._backend, dict(block._flags)
 
 
 def load_into(param, data, ctx):

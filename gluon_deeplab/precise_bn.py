@@ -11,6 +11,8 @@ import mxnet as mx
 from mxnet import autograd
 from mxnet.gluon import nn
 
+from .mxnet_private import hybridize_settings
+
 __all__ = ['recompute_batch_norm_statistics']
 
 
@@ -21,38 +23,57 @@ def _batch_norms(net):
     return layers
 
 
+def _moments(x, axis):
+    """Per-channel mean and biased variance (divided by the count, as BatchNorm's own) of
+    ``x`` over every axis but ``axis``."""
+    axes = tuple(a for a in range(x.ndim) if a != axis % x.ndim)
+    shape = tuple(x.shape[a] if a == axis % x.ndim else 1 for a in range(x.ndim))
+    mean = mx.nd.mean(x, axis=axes)
+    return mean, mx.nd.mean(mx.nd.square(x - mean.reshape(shape)), axis=axes)
+
+
 def recompute_batch_norm_statistics(net, batches, ctx):
     """Set every (not frozen) BatchNorm layer's running mean and variance of ``net`` to
     the mean over ``batches`` (an iterable of (N, 3, H, W) float32 images, or of tuples
-    whose first element is one) of the batch mean and variance the layer computes in
-    training mode, with the weights as they are. Runs on ``ctx[0]``, copies the result to
-    every device of ``ctx``; no weight changes (gradients are computed and left in the
-    parameters' ``grad``, which the next training step overwrites). Returns the number
-    of batches used.
+    whose first element is one) of the batch mean and (biased) variance the layer
+    computes in training mode, with the weights as they are. Runs on ``ctx[0]``, copies
+    the result to every device of ``ctx``; changes nothing else (no gradients). Returns
+    the number of batches used.
 
-    Each layer's own update ``running = m * running + (1 - m) * batch`` (momentum ``m``)
-    is inverted after every forward pass to recover the batch statistics exactly,
-    whatever ``m`` is. Raises ValueError when ``batches`` is empty.
+    Forward passes only: each layer's input is read by a forward pre-hook and its
+    moments taken there, with the network run imperatively in training mode (MXNet 1.9.1
+    on the CPU would update running statistics only in a backward pass, which would cost
+    twice the forward). A hybridized ``net`` is switched back to its ``hybridize``
+    settings afterwards (its cached graph is rebuilt on the next call). Raises
+    ValueError when ``batches`` is empty.
     """
     layers = _batch_norms(net)
-    stats = [(layer.running_mean, layer.running_var, layer._kwargs.get('momentum', 0.9))
-             for layer in layers]
-    sums = [[mx.nd.zeros(p.shape, ctx[0]) for p in (mean, var)] for mean, var, _ in stats]
+    sums = [[mx.nd.zeros(p.shape, ctx[0]) for p in (layer.running_mean, layer.running_var)]
+            for layer in layers]
+
+    def accumulate(total, axis, _, inputs):
+        for acc, moment in zip(total, _moments(inputs[0], axis)):
+            acc += moment
+    active, backend, flags = hybridize_settings(net)
+    net.hybridize(False)  # hooks fire only in imperative mode
+    handles = [layer.register_forward_pre_hook(
+        lambda block, inputs, total=total, axis=layer._kwargs.get('axis', 1):
+        accumulate(total, axis, block, inputs)) for layer, total in zip(layers, sums)]
     count = 0
-    for batch in batches:
-        x = batch[0] if isinstance(batch, (list, tuple)) else batch
-        before = [[p.data(ctx[0]).copy() for p in (mean, var)] for mean, var, _ in stats]
-        with autograd.record():  # MXNet 1.9.1 updates running statistics in the
-            out = net(x.as_in_context(ctx[0]))  # backward pass on the CPU (oneDNN)
-        out.backward()
+    try:
+        with autograd.train_mode():  # batch statistics, as in training; nothing recorded
+            for batch in batches:
+                x = batch[0] if isinstance(batch, (list, tuple)) else batch
+                net(x.as_in_context(ctx[0]))
+                count += 1
         mx.nd.waitall()
-        for (mean, var, m), old, total in zip(stats, before, sums):
-            for p, prev, acc in zip((mean, var), old, total):
-                acc += (p.data(ctx[0]) - m * prev) / (1.0 - m)
-        count += 1
+    finally:
+        for handle in handles:
+            handle.detach()
+        net.hybridize(active, backend=backend, **flags)
     if not count:
         raise ValueError('precise BatchNorm statistics need at least one batch')
-    for (mean, var, _), total in zip(stats, sums):
-        for p, acc in zip((mean, var), total):
+    for layer, total in zip(layers, sums):
+        for p, acc in zip((layer.running_mean, layer.running_var), total):
             p.set_data(acc / count)
     return count
