@@ -4,6 +4,7 @@ torchvision's ``aux`` / ``FCNHead``)."""
 from mxnet.gluon import nn
 
 from .heads import conv_bn_relu
+from .resize import bilinear_resize_like
 
 __all__ = ['AuxHead', 'WithAuxHead']
 
@@ -45,5 +46,5 @@ class WithAuxHead(nn.HybridBlock):
             logits = self.net.decoder(low, logits)
 
         def resize(logits):
-            return F.contrib.BilinearResize2D(logits, like=x, mode='like', align_corners=True)
+            return bilinear_resize_like(F, logits, x)
         return resize(logits), resize(self.aux(mid))

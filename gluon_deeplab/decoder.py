@@ -3,6 +3,7 @@ Convolution for Semantic Image Segmentation", arXiv:1802.02611, Sec. 3.1, Fig. 2
 from mxnet.gluon import nn
 
 from .heads import conv_bn_relu
+from .resize import bilinear_resize_like
 
 __all__ = ['Decoder', 'DECODER_OUTPUT_STRIDES']
 
@@ -37,8 +38,7 @@ class Decoder(nn.HybridBlock):
 
     def hybrid_forward(self, F, low, encoded, size=None):
         if size is None:
-            encoded = F.contrib.BilinearResize2D(encoded, like=low, mode='like',
-                                                 align_corners=True)
+            encoded = bilinear_resize_like(F, encoded, low)
         else:
             encoded = F.contrib.BilinearResize2D(encoded, height=size[0], width=size[1],
                                                  align_corners=True)

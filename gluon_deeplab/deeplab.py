@@ -11,6 +11,7 @@ from .decoder import DECODER_OUTPUT_STRIDES, Decoder
 from .group_norm import GroupNorm
 from .heads import HEADS
 from .registry import lookup
+from .resize import bilinear_resize_like
 from .resnet import ResNetV2Backbone
 from .xception import Xception65Backbone
 
@@ -108,8 +109,7 @@ class DeepLabV3(nn.HybridBlock):
         return self.decoder(low, self.head(high), size)
 
     def hybrid_forward(self, F, x):
-        return F.contrib.BilinearResize2D(self.low_res_logits(F, x), like=x, mode='like',
-                                          align_corners=True)
+        return bilinear_resize_like(F, self.low_res_logits(F, x), x)
 
 
 class FixedSizeOutput(nn.HybridBlock):
