@@ -51,14 +51,15 @@ def recompute_batch_norm_statistics(net, batches, ctx):
     sums = [[mx.nd.zeros(p.shape, ctx[0]) for p in (layer.running_mean, layer.running_var)]
             for layer in layers]
 
-    def accumulate(total, axis, _, inputs):
-        for acc, moment in zip(total, _moments(inputs[0], axis)):
-            acc += moment
+    def reader(total, axis):  # a pre-hook adding its layer's input moments to ``total``
+        def read(_, inputs):
+            for acc, moment in zip(total, _moments(inputs[0], axis)):
+                acc += moment
+        return read
     active, backend, flags = hybridize_settings(net)
     net.hybridize(False)  # hooks fire only in imperative mode
-    handles = [layer.register_forward_pre_hook(
-        lambda block, inputs, total=total, axis=layer._kwargs.get('axis', 1):
-        accumulate(total, axis, block, inputs)) for layer, total in zip(layers, sums)]
+    handles = [layer.register_forward_pre_hook(reader(total, layer._kwargs.get('axis', 1)))
+               for layer, total in zip(layers, sums)]
     count = 0
     try:
         with autograd.train_mode():  # batch statistics, as in training; nothing recorded

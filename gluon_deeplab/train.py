@@ -491,7 +491,6 @@ def precise_statistics(args, net, train_set, ctx, epoch, workers=0):
         mine = structural_params(net)
         for name, param in structural_params(body).items():
             param.set_data(mine[name].data(ctx[0]))
-        body.hybridize(static_alloc=True)
     loader, _ = epoch_batches(train_set, share, True, workers, epoch, args.seed + 1)
     batches = (batch for _, batch in zip(range(args.precise_bn), loader))
     with stop_if_a_data_worker_dies(loader):

@@ -10,8 +10,8 @@ with bulk execution off (``MXNET_EXEC_BULK_EXEC_*=0``) so that every operator is
 on its own; "engine and host" is the step's wall time minus the operators' time (the
 dependency engine, Python, waiting). Torch times are operators' self times, so nested
 calls count once; what runs inside the optimizer's step is its update whatever its
-operators' names (``torch_kinds``). The torchvision column is left out when torch/torchvision do not
-import (they are not dependencies of the package).
+operators' names (``torch_kinds``). The torchvision column is left out when
+torch/torchvision do not import (they are not dependencies of the package).
 """
 import argparse
 import json
