@@ -19,7 +19,10 @@ update) and inference images/s, median over ``--iters`` timed iterations after
 (``gluon_deeplab.macs``) and the GFLOP/s achieved; peak resident memory while the row ran
 (GPU: memory in use after it); parameter count; training and inference speed (the faster
 of plain and fused) relative to GluonCV and to torchvision at the same output stride.
-``--norm group`` builds our rows with GroupNorm; ``--precise_bn N`` also times one
+``--rounds R`` measures every row R times, the order reversed every other round,
+and reports medians, each ratio the median of the ratios within a round with their range
+(this machine's speed drifts between minutes). ``--norm group`` builds our rows with
+GroupNorm; ``--precise_bn N`` also times one
 precise-BN pass over N batches. Then, on the trunk's output at this size, forward +
 backward: the Vortex pools alone (each of ``box_pool.POOLINGS``), and each head rate's 3x3 atrous
 convolution (2048 -> 256 channels) computed whole and by live taps
@@ -352,6 +355,65 @@ def bench_eval(args, ctx):
             'loading_share': loading / total, 'metric_share': metric_seconds / total}
 
 
+def measure_row(row, args, ctx):
+    """The measurements of one row (``bench_network`` / ``bench_torch``) with its ``row``,
+    table ``name`` and ``best_infer_img_s`` (the faster of plain and fused inference, the
+    one a user gets); None for a torchvision row that cannot be built (no torch, or GPUs)."""
+    if row.startswith('torchvision'):
+        stride = parse_row(row)[1]
+        model = torchvision_deeplab(stride) if not args.gpus else None
+        if model is None:
+            return None
+        measured, name = bench_torch(model, args), 'torchvision DeepLabV3 (OS %d)' % stride
+    else:
+        if row == 'gluoncv':
+            net, name = gluoncv_deeplab(args.size), 'GluonCV DeepLabV3 (OS 8)'
+        else:
+            net, name = our_network(row, args.norm)
+        measured = bench_network(net, args, ctx)
+    print('measured %s' % name, file=sys.stderr, flush=True)
+    return dict(measured, row=row, name=name, best_infer_img_s=max(
+        measured['infer_img_s'], measured.get('fused_infer_img_s', 0)))
+
+
+def run_rounds(rows, rounds, measure):
+    """``rounds`` lists, each ``{row: measure(row)}`` over ``rows``: in the given order in
+    even rounds, reversed in odd ones, so that a machine whose speed drifts during the run
+    (seen here: 10-20 % between minutes) favours no row. A row whose ``measure`` returns
+    None is dropped from then on."""
+    rows, out = list(rows), []
+    for i in range(rounds):
+        got = {}
+        for row in (rows if i % 2 == 0 else rows[::-1]):
+            measured = measure(row)
+            if measured is not None:
+                got[row] = measured
+        rows = [r for r in rows if r in got]
+        out.append(got)
+    return out
+
+
+def combine_rounds(rounds):
+    """One dict per row (in first-round order): each number the median over the rounds,
+    except ``memory_mb``, the largest."""
+    combined = []
+    for row in rounds[0] if rounds else ():
+        seen = [r[row] for r in rounds if row in r]
+        entry = dict(seen[0])
+        for key, value in seen[0].items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                values = [s[key] for s in seen if key in s]
+                entry[key] = max(values) if key == 'memory_mb' else statistics.median(values)
+        combined.append(entry)
+    return combined
+
+
+def round_ratios(rounds, row, ref_row, key):
+    """``row``'s ``key`` over ``ref_row``'s, one ratio per round that measured both (each
+    from the same minutes of the run)."""
+    return [r[row][key] / r[ref_row][key] for r in rounds if row in r and ref_row in r]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--size', type=int, default=320, help='square input size, pixels')
@@ -367,6 +429,10 @@ def main(argv=None):
                    help='comma-separated rows: <head><output stride>[+dec][@<backbone>] '
                         '(+dec: the DeepLabV3+ decoder), gluoncv, torchvision16 or '
                         'torchvision8; empty: only the pools and atrous tables')
+    p.add_argument('--rounds', type=int, default=1,
+                   help='measure every row this many times, the order reversed every other '
+                        'round; figures are medians over the rounds, ratios medians of the '
+                        'ratios within each round (with their range)')
     p.add_argument('--eval_data', default=None, help='CamVid root: also time one val pass')
     p.add_argument('--eval_stride', type=int, default=16, choices=(8, 16))
     p.add_argument('--workers', type=int, default=2, help='DataLoader workers (eval pass)')
@@ -381,32 +447,21 @@ def main(argv=None):
     device = 'GPU %s' % args.gpus if args.gpus else cpu_description()
     print('%s, input %dx%d, batch %d, %s; median of %d iterations after %d warm-up\n'
           % (device, args.size, args.size, args.batch_size, args.dtype, args.iters, args.warmup))
-    results = {'settings': vars(args), 'device': device, 'rows': []}
-    for row in filter(None, args.rows.split(',')):
-        if row.startswith('torchvision'):
-            stride = parse_row(row)[1]
-            model = torchvision_deeplab(stride) if not args.gpus else None
-            if model is None:
-                continue
-            measured = bench_torch(model, args)
-            name = 'torchvision DeepLabV3 (OS %d)' % stride
-        else:
-            if row == 'gluoncv':
-                net, name = gluoncv_deeplab(args.size), 'GluonCV DeepLabV3 (OS 8)'
-            else:
-                net, name = our_network(row, args.norm)
-            measured = bench_network(net, args, ctx)
-        results['rows'].append(dict(measured, row=row, name=name))
-        print('measured %s' % name, file=sys.stderr, flush=True)
-    by_row = {r['row']: r for r in results['rows']}
+    results = {'settings': vars(args), 'device': device}
+    rows = [r for r in args.rows.split(',') if r]
+    results['rounds'] = run_rounds(rows, args.rounds, lambda row: measure_row(row, args, ctx))
+    results['rows'] = combine_rounds(results['rounds'])
 
-    def ratio(r, key, ref):
-        return '%.2fx' % (r[key] / ref[key]) if ref else '-'
+    def ratio(r, key, ref_row):
+        ratios = round_ratios(results['rounds'], r['row'], ref_row, key)
+        if not ratios:
+            return '-'
+        if len(ratios) == 1:
+            return '%.2fx' % ratios[0]
+        return '%.2fx (%.2f-%.2f)' % (statistics.median(ratios), min(ratios), max(ratios))
 
     def torchvision_of(r):  # the torchvision row at r's output stride
-        return by_row.get('torchvision%d' % parse_row(r['row'])[1])
-    for r in results['rows']:  # the inference a user gets: fused where it is available
-        r['best_infer_img_s'] = max(r['infer_img_s'], r.get('fused_infer_img_s', 0))
+        return 'torchvision%d' % parse_row(r['row'])[1]
     print_table(['network', 'train img/s', 'inference img/s', 'fused inference img/s',
                  'GMAC/img', 'train GFLOP/s', 'inference GFLOP/s', 'train vs GluonCV',
                  'inference vs GluonCV', 'train vs torchvision', 'inference vs torchvision',
@@ -415,8 +470,8 @@ def main(argv=None):
                   '%.2f' % r['fused_infer_img_s'] if 'fused_infer_img_s' in r else '-',
                   '%.1f' % r['gmac'], '%.0f' % (6 * r['gmac'] * r['train_img_s']),
                   '%.0f' % (2 * r['gmac'] * r['best_infer_img_s']),
-                  ratio(r, 'train_img_s', by_row.get('gluoncv')),
-                  ratio(r, 'best_infer_img_s', by_row.get('gluoncv')),
+                  ratio(r, 'train_img_s', 'gluoncv'),
+                  ratio(r, 'best_infer_img_s', 'gluoncv'),
                   ratio(r, 'train_img_s', torchvision_of(r)),
                   ratio(r, 'best_infer_img_s', torchvision_of(r)), '%.0f' % r['memory_mb'],
                   '%.1f' % r['params_m']] for r in results['rows']])

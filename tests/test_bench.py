@@ -92,3 +92,36 @@ def test_torch_optimizer_ops_count_as_the_update_not_elementwise():
     # by hand: 1 + 40 + 2 ms inside the step; the forward pass's add and the convolution
     assert kinds == {'optimizer update': 43.0, 'elementwise': 5.0,
                      'convolution forward': 7.0}
+
+
+def test_rounds_alternate_the_order_and_ratios_pair_rows_within_a_round(tmp_path, capsys,
+                                                                         monkeypatch):
+    # a machine that slows down by 10 % per measurement: measured one after the other,
+    # two rows of equal speed would look 10 % apart
+    calls, speed = [], {'aspp16': 2.0, 'torchvision16': 1.0}
+
+    def fake_measure(row, args, ctx):
+        calls.append(row)
+        drift = 0.9 ** (len(calls) - 1)
+        img_s = speed[row] * drift
+        return {'row': row, 'name': row, 'train_img_s': img_s, 'infer_img_s': img_s,
+                'best_infer_img_s': img_s, 'gmac': 1.0, 'memory_mb': 100.0 * len(calls),
+                'params_m': 1.0}
+    monkeypatch.setattr(bench, 'measure_row', fake_measure)
+    out = tmp_path / 'bench.json'
+    assert bench.main(['--size', '32', '--rows', 'aspp16,torchvision16', '--rounds', '3',
+                       '--json', str(out)]) == 0
+    assert calls == ['aspp16', 'torchvision16', 'torchvision16', 'aspp16', 'aspp16',
+                     'torchvision16']
+    results = json.loads(out.read_text())
+    assert len(results['rounds']) == 3
+    aspp = {r['row']: r for r in results['rows']}['aspp16']
+    # aspp16 measured at calls 1, 4, 5: 2.0 x 0.9^{0, 3, 4}; median 2 x 0.9^3
+    assert abs(aspp['train_img_s'] - 2.0 * 0.9 ** 3) < 1e-9
+    assert aspp['memory_mb'] == 500.0  # the largest, not the median
+    # within each round: 2 / 0.9 (aspp first), 2 x 0.9 (aspp second), 2 / 0.9
+    ratios = sorted([2 / 0.9, 2 * 0.9, 2 / 0.9])
+    cell = '%.2fx (%.2f-%.2f)' % (ratios[1], ratios[0], ratios[2])
+    row_line = [line for line in capsys.readouterr().out.splitlines()
+                if line.startswith('| aspp16 |')][0]
+    assert row_line.count(cell) == 2  # train and inference vs torchvision

@@ -27,6 +27,29 @@ def test_mean_over_valid_pixels_only():
     assert out.asscalar() == pytest.approx(_numpy_reference(logits, label), rel=1e-5)
 
 
+def test_gradient_is_softmax_minus_one_hot_over_the_valid_count():
+    # d loss / d logit = (softmax - one_hot(label)) / valid pixels, 0 at ignored ones
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(2, 5, 4, 7)).astype(np.float32) * 3
+    label = rng.integers(0, 5, size=(2, 4, 7))
+    label[rng.random(label.shape) < 0.25] = 255
+    valid = label != 255
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected = e / e.sum(axis=1, keepdims=True)
+    for n, h, w in np.ndindex(label.shape):
+        if valid[n, h, w]:
+            expected[n, label[n, h, w], h, w] -= 1
+    expected *= valid[:, None] / valid.sum()
+    x = mx.nd.array(logits)
+    x.attach_grad()
+    loss = SoftmaxCrossEntropyLoss()
+    loss.hybridize()
+    with mx.autograd.record():
+        out = loss(x, mx.nd.array(label, dtype='int32'))
+    out.backward()
+    np.testing.assert_allclose(x.grad.asnumpy(), expected, atol=1e-6)
+
+
 def test_ignored_pixels_have_no_gradient_and_all_ignored_is_zero():
     logits = mx.nd.random.normal(shape=(1, 3, 2, 2))
     logits.attach_grad()
