@@ -379,7 +379,7 @@ def measure_row(row, args, ctx):
 def run_rounds(rows, rounds, measure):
     """``rounds`` lists, each ``{row: measure(row)}`` over ``rows``: in the given order in
     even rounds, reversed in odd ones, so that a machine whose speed drifts during the run
-    (seen here: 10-20 % between minutes) favours no row. A row whose ``measure`` returns
+    (seen here: 10-30 % between minutes) favours no row. A row whose ``measure`` returns
     None is dropped from then on."""
     rows, out = list(rows), []
     for i in range(rounds):
@@ -442,6 +442,8 @@ def main(argv=None):
                    help='also time one precise-BN pass over N batches (our BatchNorm rows)')
     p.add_argument('--json', default='bench.json', help='where the results go')
     args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error('--rounds must be at least 1, got %d' % args.rounds)
     ctx = parse_contexts(args.gpus)
     set_precision(args.dtype)
     device = 'GPU %s' % args.gpus if args.gpus else cpu_description()

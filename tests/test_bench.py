@@ -3,6 +3,8 @@ import json
 import os
 import sys
 
+import pytest
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, 'scripts'))
 
 import bench  # noqa: E402
@@ -125,3 +127,10 @@ def test_rounds_alternate_the_order_and_ratios_pair_rows_within_a_round(tmp_path
     row_line = [line for line in capsys.readouterr().out.splitlines()
                 if line.startswith('| aspp16 |')][0]
     assert row_line.count(cell) == 2  # train and inference vs torchvision
+
+
+def test_zero_rounds_is_refused_in_one_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        bench.main(['--rounds', '0'])
+    assert stop.value.code == 2
+    assert 'error: --rounds must be at least 1, got 0' in capsys.readouterr().err
