@@ -44,6 +44,42 @@ def test_int8_network_agrees_with_float32_on_what_it_was_calibrated_for():
     assert VNNI_FLAGS
 
 
+@pytest.mark.skipif(not mx.runtime.Features().is_enabled('MKLDNN'),
+                    reason='this MXNet is built without oneDNN')
+def test_int8_keeps_negative_sums_onto_an_unsigned_shortcut():
+    # ResNet18-v2's first unit adds its last convolution to the max-pooled stem (>= 0);
+    # MXNet's int8 fusion would write that sum as uint8, every negative sum zero. Its
+    # weights scaled up make the negative part large; float32 carries it on through the
+    # identity shortcuts. (Clipped, the RMS error was 0.22 of the logits' spread here.)
+    from gluon_deeplab import get_deeplab
+    from gluon_deeplab.quantize import convolutions_added_to_unsigned
+    mx.random.seed(1)
+    net = get_deeplab('aspp', 16, num_classes=4, backbone='resnet18_v2')
+    net.initialize(mx.init.Xavier())
+    unit = net.backbone.features[5][0]
+    assert convolutions_added_to_unsigned(net(mx.sym.var('data'))) == [
+        unit.conv2.name + '_fwd']
+    net(mx.nd.zeros((1, 3, 64, 64)))
+    unit.conv2.weight.set_data(unit.conv2.weight.data() * 4)
+    image = mx.nd.random.normal(shape=(1, 3, 64, 64))
+    calib = mx.nd.concat(image, mx.nd.random.normal(shape=(3, 3, 64, 64)), dim=0)
+    ref = net(image).asnumpy()
+    out = quantize_network(net, calib)(image).asnumpy()
+    assert np.sqrt(((out - ref) ** 2).mean()) <= 0.1 * ref.std()
+
+
+def test_only_convolutions_added_to_relu_outputs_stay_float():
+    from gluon_deeplab.quantize import convolutions_added_to_unsigned
+    x = mx.sym.var('data')
+    conv = [mx.sym.Convolution(x, kernel=(1, 1), num_filter=2, name='c%d' % i)
+            for i in range(4)]
+    pooled_relu = mx.sym.Pooling(mx.sym.relu(x), kernel=(3, 3), pool_type='max', name='p')
+    relu_act = mx.sym.Activation(x, act_type='relu')
+    tanh_act = mx.sym.Activation(x, act_type='tanh')
+    total = (conv[0] + pooled_relu) + (relu_act + conv[1]) + (conv[2] + tanh_act) + (conv[3] + x)
+    assert convolutions_added_to_unsigned(total) == ['c0', 'c1']
+
+
 def test_calibration_crops_are_a_seeded_choice_of_distinct_training_crops():
     from conftest import SAMPLE
     from gluon_deeplab.quantize import calibration_crops
