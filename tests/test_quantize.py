@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from gluon_deeplab.evaluate import main as evaluate_main
-from gluon_deeplab.quantize import VNNI_FLAGS, int8_support, quantize_network
+from gluon_deeplab.quantize import (VNNI_FLAGS, convolutions_added_to_unsigned, int8_support,
+                                    quantize_network)
 
 
 def test_int8_needs_vnni():
@@ -52,7 +53,6 @@ def test_int8_keeps_negative_sums_onto_an_unsigned_shortcut():
     # weights scaled up make the negative part large; float32 carries it on through the
     # identity shortcuts. (Clipped, the RMS error was 0.22 of the logits' spread here.)
     from gluon_deeplab import get_deeplab
-    from gluon_deeplab.quantize import convolutions_added_to_unsigned
     mx.random.seed(1)
     net = get_deeplab('aspp', 16, num_classes=4, backbone='resnet18_v2')
     net.initialize(mx.init.Xavier())
@@ -69,7 +69,6 @@ def test_int8_keeps_negative_sums_onto_an_unsigned_shortcut():
 
 
 def test_only_convolutions_added_to_relu_outputs_stay_float():
-    from gluon_deeplab.quantize import convolutions_added_to_unsigned
     x = mx.sym.var('data')
     conv = [mx.sym.Convolution(x, kernel=(1, 1), num_filter=2, name='c%d' % i)
             for i in range(4)]
