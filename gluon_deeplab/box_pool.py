@@ -6,7 +6,7 @@ feature map with k x k windows, k up to 27, before each atrous branch. MXNet's o
 window exceeds the map it mostly averages padding. A k x k box sum with zero padding is
 ``B_H @ X @ B_W`` with the banded 0/1 matrices ``B[i, j] = |i - j| <= k // 2``: two small
 matrix products whose backward pass is two more, at ``2 (H + W)`` multiply-adds per
-element, whatever k is.
+element, whatever k is. The average's 1/k^2 is folded into the bands (1/k each).
 """
 from mxnet.gluon import nn
 
@@ -42,11 +42,12 @@ class BoxAvgPool2D(nn.HybridBlock):
         self.pool_size = int(pool_size)
 
     def hybrid_forward(self, F, x):
-        radius = self.pool_size // 2
-        # Sum along W: (N, C, H, W) . (W, W); then along H on the transposed map.
-        x = F.dot(x, _band(F, x, 3, radius))
-        x = F.dot(F.transpose(x, axes=(0, 1, 3, 2)), _band(F, x, 2, radius))
-        return F.transpose(x, axes=(0, 1, 3, 2)) * (1.0 / (self.pool_size * self.pool_size))
+        radius, scale = self.pool_size // 2, 1.0 / self.pool_size
+        # Average along W: (N, C, H, W) . (W, W); then along H on the transposed map. The
+        # 1/k per axis rides in the (tiny) band matrices: no pass over the map of its own.
+        x = F.dot(x, _band(F, x, 3, radius) * scale)
+        x = F.dot(F.transpose(x, axes=(0, 1, 3, 2)), _band(F, x, 2, radius) * scale)
+        return F.transpose(x, axes=(0, 1, 3, 2))
 
     def __repr__(self):
         return '%s(pool_size=%d)' % (self.__class__.__name__, self.pool_size)
