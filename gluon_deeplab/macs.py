@@ -3,21 +3,35 @@
 Only convolutions and fully connected layers count (BatchNorm, activations, pooling and
 resizing are a few operations per element, under 1 % of a DeepLabV3); an atrous
 convolution counts its full kernel at every output pixel, the work the layer defines
-(whatever part of it reads padding). GFLOP/s in ``scripts/bench.py`` is ``2 * MACs``
-per image times images/s for inference, ``6 * MACs`` for a training step (forward,
-backward to the data and backward to the weights, each about one forward).
+(whatever part of it reads padding); with ``live=True`` only the products whose input
+pixel lies inside the map count, the work no exact method can skip. GFLOP/s in
+``scripts/bench.py`` is ``2 * MACs`` per image times images/s for inference, ``6 * MACs``
+for a training step (forward, backward to the data and backward to the weights, each
+about one forward).
 """
 import mxnet as mx
 from mxnet.gluon import nn
 
-__all__ = ['count_macs']
+__all__ = ['count_macs', 'reads_inside']
 
 
-def count_macs(net, input_shape, ctx=None):
+def reads_inside(size_in, size_out, kernel, stride, pad, dilation):
+    """Along one axis of a convolution (sizes in pixels, ``stride``, zero padding ``pad``,
+    ``dilation`` as the layer has them): how many (output position, kernel tap) pairs read
+    an input position inside ``[0, size_in)`` rather than in the padding. An int."""
+    return sum(1 for o in range(size_out) for t in range(kernel)
+               if 0 <= o * stride - pad + t * dilation < size_in)
+
+
+def count_macs(net, input_shape, ctx=None, live=False):
     """MACs per image of ``net`` (an initialised, *not yet hybridized* Gluon block) on an
     input of ``input_shape`` = (N, C, H, W): one imperative forward of zeros with a hook
     on every ``nn.Conv2D`` (``out elements * in channels / groups * kh * kw``) and
-    ``nn.Dense`` (``out units * in units``), divided by N. Returns an int.
+    ``nn.Dense`` (``out units * in units``), divided by N. With ``live=True`` a
+    convolution counts, per output channel, ``in channels / groups`` times the
+    (output pixel, kernel tap) pairs that read inside its input map: what is left when
+    every product with the zero padding is skipped (``atrous.AtrousConv2D``'s taps,
+    oneDNN's inference kernels). Returns an int.
 
     Raises ValueError if ``net`` is hybridized (its children's hooks would not run).
     """
@@ -27,7 +41,16 @@ def count_macs(net, input_shape, ctx=None):
 
     def conv_hook(block, inputs, output):
         _, per_group, kh, kw = block.weight.shape
-        total[0] += output.size * per_group * kh * kw
+        if not live:
+            total[0] += output.size * per_group * kh * kw
+            return
+        k = block._kwargs
+        pairs = 1
+        for axis in (0, 1):
+            pairs *= reads_inside(inputs[0].shape[2 + axis], output.shape[2 + axis],
+                                   k['kernel'][axis], k['stride'][axis], k['pad'][axis],
+                                   k['dilate'][axis])
+        total[0] += output.shape[0] * output.shape[1] * per_group * pairs
 
     def dense_hook(block, inputs, output):
         total[0] += output.size * block.weight.shape[1]

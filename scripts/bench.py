@@ -16,7 +16,9 @@ batch size, all randomly initialised. Per row: training step (forward + backward
 update) and inference images/s, median over ``--iters`` timed iterations after
 ``--warmup``, and MXNet rows' inference through oneDNN fusion as ``evaluate`` runs it
 (``gluon_deeplab.fusion``); GMAC per image counted from the layers' shapes
-(``gluon_deeplab.macs``) and the GFLOP/s achieved; peak resident memory while the row ran
+(``gluon_deeplab.macs``), also counting only the products that read inside the map
+(live: the work left when every product with the zero padding is skipped), and the
+GFLOP/s achieved (of the full count); peak resident memory while the row ran
 (GPU: memory in use after it); parameter count; training and inference speed (the faster
 of plain and fused) relative to GluonCV and to torchvision at the same output stride.
 ``--rounds R`` measures every row R times, the order reversed every other round,
@@ -55,7 +57,7 @@ from gluon_deeplab.heads import aspp_rates
 from gluon_deeplab.loss import SoftmaxCrossEntropyLoss
 from gluon_deeplab.fusion import fusion_available, hybridize_for_inference
 from gluon_deeplab.group_norm import GroupNorm
-from gluon_deeplab.macs import count_macs
+from gluon_deeplab.macs import count_macs, reads_inside
 from gluon_deeplab.precise_bn import recompute_batch_norm_statistics
 from gluon_deeplab.precision import set_precision
 
@@ -153,6 +155,7 @@ def our_network(row, norm='batch'):
 def bench_network(net, args, ctx):
     net.initialize(mx.init.Xavier(), ctx=ctx, force_reinit=True)
     macs = count_macs(net, (1, 3, args.size, args.size), ctx[0])
+    live_macs = count_macs(net, (1, 3, args.size, args.size), ctx[0], live=True)
     net.hybridize(static_alloc=True, static_shape=True)
     trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': 1e-4, 'momentum': 0.9})
     loss_fn = SoftmaxCrossEntropyLoss()
@@ -188,7 +191,8 @@ def bench_network(net, args, ctx):
               - mx.context.gpu_memory_info(ctx[0].device_id)[0]
               if ctx[0].device_type == 'gpu' else rss.peak)
     return dict(extra, train_img_s=args.batch_size / train, infer_img_s=args.batch_size / infer,
-                memory_mb=memory / 2 ** 20, params_m=params / 1e6, gmac=macs / 1e9)
+                memory_mb=memory / 2 ** 20, params_m=params / 1e6, gmac=macs / 1e9,
+                live_gmac=live_macs / 1e9)
 
 
 def torchvision_deeplab(stride):
@@ -209,13 +213,21 @@ def torchvision_deeplab(stride):
     return DeepLabV3(trunk, DeepLabHead(2048, NUM_CLASSES, rates))
 
 
-def torch_macs(model, size):
-    """MACs per image of a torch model, counted as ``gluon_deeplab.macs`` counts them."""
+def torch_macs(model, size, live=False):
+    """MACs per image of a torch model, counted as ``gluon_deeplab.macs.count_macs`` counts
+    them (``live``: only products that read inside the map)."""
     import torch
     total, handles = [0], []
 
     def conv(m, inputs, out):
-        total[0] += out.numel() * m.weight.shape[1] * m.weight.shape[2] * m.weight.shape[3]
+        pairs = m.weight.shape[2] * m.weight.shape[3] * out.shape[2] * out.shape[3]
+        if live:
+            pairs = 1
+            for axis in (0, 1):
+                pairs *= reads_inside(inputs[0].shape[2 + axis], out.shape[2 + axis],
+                                      m.kernel_size[axis], m.stride[axis], m.padding[axis],
+                                      m.dilation[axis])
+        total[0] += out.shape[0] * out.shape[1] * m.weight.shape[1] * pairs
 
     def dense(m, inputs, out):
         total[0] += out.numel() * m.weight.shape[1]
@@ -265,14 +277,15 @@ def torch_steps(model, size, batch):
 
 def bench_torch(model, args):
     """The ``bench_network`` measurements of a torch model on the CPU (``torch_steps``)."""
-    macs = torch_macs(model, args.size)
+    macs, live_macs = torch_macs(model, args.size), torch_macs(model, args.size, live=True)
     train_step, infer = torch_steps(model, args.size, args.batch_size)
     with PeakRSS() as rss:
         train = median_seconds(train_step, args.warmup, args.iters)
         inference = median_seconds(infer, args.warmup, args.iters)
     params = sum(p.numel() for p in model.parameters())
     return {'train_img_s': args.batch_size / train, 'infer_img_s': args.batch_size / inference,
-            'memory_mb': rss.peak / 2 ** 20, 'params_m': params / 1e6, 'gmac': macs / 1e9}
+            'memory_mb': rss.peak / 2 ** 20, 'params_m': params / 1e6, 'gmac': macs / 1e9,
+            'live_gmac': live_macs / 1e9}
 
 
 def bench_pools(args, ctx):
@@ -465,12 +478,14 @@ def main(argv=None):
     def torchvision_of(r):  # the torchvision row at r's output stride
         return 'torchvision%d' % parse_row(r['row'])[1]
     print_table(['network', 'train img/s', 'inference img/s', 'fused inference img/s',
-                 'GMAC/img', 'train GFLOP/s', 'inference GFLOP/s', 'train vs GluonCV',
-                 'inference vs GluonCV', 'train vs torchvision', 'inference vs torchvision',
+                 'GMAC/img', 'live GMAC/img', 'train GFLOP/s', 'inference GFLOP/s',
+                 'train vs GluonCV', 'inference vs GluonCV', 'train vs torchvision',
+                 'inference vs torchvision',
                  'peak memory MB', 'params M'],
                 [[r['name'], '%.2f' % r['train_img_s'], '%.2f' % r['infer_img_s'],
                   '%.2f' % r['fused_infer_img_s'] if 'fused_infer_img_s' in r else '-',
-                  '%.1f' % r['gmac'], '%.0f' % (6 * r['gmac'] * r['train_img_s']),
+                  '%.1f' % r['gmac'], '%.1f' % r['live_gmac'],
+                  '%.0f' % (6 * r['gmac'] * r['train_img_s']),
                   '%.0f' % (2 * r['gmac'] * r['best_infer_img_s']),
                   ratio(r, 'train_img_s', 'gluoncv'),
                   ratio(r, 'best_infer_img_s', 'gluoncv'),

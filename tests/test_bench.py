@@ -19,6 +19,7 @@ def test_bench_writes_every_table(tmp_path, capsys):
     row, v3p = results['rows']
     assert row['row'] == 'aspp16' and row['train_img_s'] > 0 and row['infer_img_s'] > 0
     assert v3p['name'] == 'ours vortex OS 8 + V3+ decoder, xception65' and v3p['params_m'] > 30
+    assert 0 < row['live_gmac'] < row['gmac']  # 3x3 maps: most atrous taps read padding
     assert {(r['map'], r['pooling']) for r in results['pools']} == {
         (m, p) for m in (3, 6) for p in POOLINGS}
     # size 48: 3x3 maps at output stride 16, 6x6 at 8. Every rate >= 3 on a 3-pixel map
@@ -43,7 +44,7 @@ def test_torchvision_rows_are_skipped_with_the_reason_when_it_does_not_import(
     assert [r['row'] for r in json.loads(out.read_text())['rows']] == ['aspp16']
     captured = capsys.readouterr()
     assert 'torchvision rows skipped' in captured.err
-    assert '| GMAC/img | train GFLOP/s | inference GFLOP/s |' in captured.out
+    assert '| GMAC/img | live GMAC/img | train GFLOP/s | inference GFLOP/s |' in captured.out
 
 
 def test_rows_parse_to_head_stride_decoder_backbone():
@@ -107,8 +108,8 @@ def test_rounds_alternate_the_order_and_ratios_pair_rows_within_a_round(tmp_path
         drift = 0.9 ** (len(calls) - 1)
         img_s = speed[row] * drift
         return {'row': row, 'name': row, 'train_img_s': img_s, 'infer_img_s': img_s,
-                'best_infer_img_s': img_s, 'gmac': 1.0, 'memory_mb': 100.0 * len(calls),
-                'params_m': 1.0}
+                'best_infer_img_s': img_s, 'gmac': 1.0, 'live_gmac': 0.8,
+                'memory_mb': 100.0 * len(calls), 'params_m': 1.0}
     monkeypatch.setattr(bench, 'measure_row', fake_measure)
     out = tmp_path / 'bench.json'
     assert bench.main(['--size', '32', '--rows', 'aspp16,torchvision16', '--rounds', '3',
@@ -134,3 +135,22 @@ def test_zero_rounds_is_refused_in_one_line(capsys):
         bench.main(['--rounds', '0'])
     assert stop.value.code == 2
     assert 'error: --rounds must be at least 1, got 0' in capsys.readouterr().err
+
+
+def test_torch_live_macs_are_counted_as_ours():
+    """The same convolutions built in both frameworks: ``torch_macs`` and
+    ``count_macs`` agree, whole and live (only products reading inside the map)."""
+    torch = pytest.importorskip('torch')
+    import mxnet as mx
+    from mxnet.gluon import nn
+    from gluon_deeplab.macs import count_macs
+    specs = [(3, 4, 3, 2, 1, 1), (4, 6, 3, 1, 5, 5), (6, 5, 3, 1, 9, 9), (5, 2, 1, 1, 0, 1)]
+    ours = nn.HybridSequential()
+    ours.add(*[nn.Conv2D(c_out, k, s, p, d, in_channels=c_in, use_bias=False)
+               for c_in, c_out, k, s, p, d in specs])
+    ours.initialize()
+    theirs = torch.nn.Sequential(*[torch.nn.Conv2d(c_in, c_out, k, s, p, d, bias=False)
+                                   for c_in, c_out, k, s, p, d in specs])
+    for live in (False, True):
+        assert bench.torch_macs(theirs, 20, live=live) == count_macs(
+            ours, (1, 3, 20, 20), mx.cpu(), live=live)

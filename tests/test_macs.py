@@ -3,6 +3,7 @@ import pytest
 from mxnet.gluon import nn
 from mxnet.gluon.model_zoo import vision
 
+from gluon_deeplab.atrous import AtrousConv2D
 from gluon_deeplab.macs import count_macs
 
 
@@ -14,6 +15,28 @@ def test_counts_match_a_hand_computation():
     net.initialize()
     expected = 8 * 8 * 4 * 3 * 9 + 4 * 4 * 6 * 2 * 9 + 5 * 96
     assert count_macs(net, (2, 3, 8, 8)) == expected
+
+
+def test_live_counts_only_products_with_pixels_inside_the_map():
+    """Reference: convolving a map of ones with a kernel of ones (zero padding) counts, at
+    each output pixel, the kernel taps that read inside the map."""
+    layers = [(nn.Conv2D(4, 3, strides=2, padding=1, in_channels=3), 3),  # 13x11 -> 7x6
+              (AtrousConv2D(6, 4, in_channels=4), 4),                      # 7x6, rate 4
+              (AtrousConv2D(5, 9, in_channels=6), 6),                      # 7x6, centre tap only
+              (nn.Conv2D(2, 1, in_channels=5), 5)]
+    net = nn.HybridSequential()
+    net.add(*[layer for layer, _ in layers])
+    net.initialize()
+    expected, size = 0, (13, 11)
+    for layer, in_channels in layers:
+        k = layer._kwargs
+        reads = mx.nd.Convolution(mx.nd.ones((1, 1) + size), mx.nd.ones((1, 1) + k['kernel']),
+                                  kernel=k['kernel'], stride=k['stride'], pad=k['pad'],
+                                  dilate=k['dilate'], num_filter=1, no_bias=True)
+        expected += int(reads.sum().asscalar()) * in_channels * k['num_filter']
+        size = reads.shape[2:]
+    assert count_macs(net, (2, 3, 13, 11), live=True) == expected
+    assert expected < count_macs(net, (2, 3, 13, 11))
 
 
 def test_resnet50_at_224_is_the_published_4_1_gmac():
