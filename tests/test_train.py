@@ -428,6 +428,7 @@ def test_one_epoch_stops_at_max_iter_and_follows_the_schedule():
 # --- a user's runs are never overwritten ---------------------------------------------------
 
 def _tiny(run, *extra):
+    """Arguments of a short run on the shipped sample (ResNet50-v2, 32-pixel crops)."""
     return ['--dataset', 'camvid', '--data_dir', SAMPLE, '--crop_size', '32', '--batch_size',
             '4', '--workers', '0', '--no_progress', '--run_dir', str(run)] + list(extra)
 
@@ -454,12 +455,13 @@ def test_a_finished_run_folder_is_refused_without_resume_or_overwrite(tmp_path, 
 def test_pruning_keeps_the_resumed_runs_newest_checkpoints(tmp_path):
     from gluon_deeplab.checkpoint import latest_checkpoint
     run = tmp_path / 'run'
-    assert main(_tiny(run, '--train_epochs', '3')) == 0
+    tiny = lambda *extra: _tiny(run, '--backbone', 'resnet18_v2', *extra)  # noqa: E731
+    assert main(tiny('--train_epochs', '3')) == 0
     assert sorted(f for f in os.listdir(run) if f.endswith('.json')) == [
         'epoch_0002.json', 'epoch_0003.json']
     # an older checkpoint cannot be resumed while a newer one exists: two histories
-    assert main(_tiny(run, '--train_epochs', '4', '--resume', str(run / 'epoch_0002.json'))) == 2
-    assert main(_tiny(run, '--train_epochs', '4', '--resume', str(run))) == 0
+    assert main(tiny('--train_epochs', '4', '--resume', str(run / 'epoch_0002.json'))) == 2
+    assert main(tiny('--train_epochs', '4', '--resume', str(run))) == 0
     assert sorted(f for f in os.listdir(run) if f.endswith('.json')) == [
         'epoch_0003.json', 'epoch_0004.json']
     assert latest_checkpoint(str(run)).endswith('epoch_0004.json')
@@ -671,12 +673,11 @@ def test_trains_voc_aug_from_the_folder_gluoncvs_script_leaves(tmp_path, capsys)
 @pytest.mark.slow
 def test_aux_head_and_msc_train_checkpoint_and_resume(tmp_path, capsys):
     run = tmp_path / 'aux'
-    assert main(_tiny(run, '--train_epochs', '1', '--aux_weight', '0.4',
-                      '--decoder_output_stride', '4')) == 0
+    aux = ('--backbone', 'resnet18_v2', '--aux_weight', '0.4', '--decoder_output_stride', '4')
+    assert main(_tiny(run, '--train_epochs', '1', *aux)) == 0
     assert (run / 'epoch_0001.aux.params').is_file()
     assert not [k for k in mx.nd.load(str(run / 'final.params')) if k.startswith('aux')]
-    assert main(_tiny(run, '--train_epochs', '2', '--aux_weight', '0.4',
-                      '--decoder_output_stride', '4', '--resume', str(run))) == 0
+    assert main(_tiny(run, '--train_epochs', '2', *aux, '--resume', str(run))) == 0
     assert sorted(f for f in os.listdir(run) if f.endswith('.aux.params')) == [
         'epoch_0001.aux.params', 'epoch_0002.aux.params']
     assert main(_tiny(tmp_path / 'msc', '--max_iter', '2', '--msc')) == 0
