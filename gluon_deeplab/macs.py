@@ -16,11 +16,14 @@ __all__ = ['count_macs', 'reads_inside']
 
 
 def reads_inside(size_in, size_out, kernel, stride, pad, dilation):
-    """Along one axis of a convolution (sizes in pixels, ``stride``, zero padding ``pad``,
-    ``dilation`` as the layer has them): how many (output position, kernel tap) pairs read
-    an input position inside ``[0, size_in)`` rather than in the padding. An int."""
-    return sum(1 for o in range(size_out) for t in range(kernel)
-               if 0 <= o * stride - pad + t * dilation < size_in)
+    """How many (output pixel, kernel tap) pairs of a 2-D convolution read an input pixel
+    inside the map rather than in its zero padding. Every argument is an (H, W) pair as
+    the layer has it: input and output sizes in pixels, kernel size, stride, padding,
+    dilation. An int."""
+    pairs = 1
+    for n_in, n_out, k, s, p, d in zip(size_in, size_out, kernel, stride, pad, dilation):
+        pairs *= sum(1 for o in range(n_out) for t in range(k) if 0 <= o * s - p + t * d < n_in)
+    return pairs
 
 
 def count_macs(net, input_shape, ctx=None, live=False):
@@ -45,11 +48,8 @@ def count_macs(net, input_shape, ctx=None, live=False):
             total[0] += output.size * per_group * kh * kw
             return
         k = block._kwargs
-        pairs = 1
-        for axis in (0, 1):
-            pairs *= reads_inside(inputs[0].shape[2 + axis], output.shape[2 + axis],
-                                   k['kernel'][axis], k['stride'][axis], k['pad'][axis],
-                                   k['dilate'][axis])
+        pairs = reads_inside(inputs[0].shape[2:], output.shape[2:], k['kernel'], k['stride'],
+                             k['pad'], k['dilate'])
         total[0] += output.shape[0] * output.shape[1] * per_group * pairs
 
     def dense_hook(block, inputs, output):

@@ -220,13 +220,9 @@ def torch_macs(model, size, live=False):
     total, handles = [0], []
 
     def conv(m, inputs, out):
-        pairs = m.weight.shape[2] * m.weight.shape[3] * out.shape[2] * out.shape[3]
-        if live:
-            pairs = 1
-            for axis in (0, 1):
-                pairs *= reads_inside(inputs[0].shape[2 + axis], out.shape[2 + axis],
-                                      m.kernel_size[axis], m.stride[axis], m.padding[axis],
-                                      m.dilation[axis])
+        pairs = (reads_inside(inputs[0].shape[2:], out.shape[2:], m.kernel_size, m.stride,
+                              m.padding, m.dilation) if live
+                 else m.weight.shape[2] * m.weight.shape[3] * out.shape[2] * out.shape[3])
         total[0] += out.shape[0] * out.shape[1] * m.weight.shape[1] * pairs
 
     def dense(m, inputs, out):

@@ -455,13 +455,14 @@ def test_a_finished_run_folder_is_refused_without_resume_or_overwrite(tmp_path, 
 def test_pruning_keeps_the_resumed_runs_newest_checkpoints(tmp_path):
     from gluon_deeplab.checkpoint import latest_checkpoint
     run = tmp_path / 'run'
-    tiny = lambda *extra: _tiny(run, '--backbone', 'resnet18_v2', *extra)  # noqa: E731
-    assert main(tiny('--train_epochs', '3')) == 0
+    r18 = ('--backbone', 'resnet18_v2')
+    assert main(_tiny(run, *r18, '--train_epochs', '3')) == 0
     assert sorted(f for f in os.listdir(run) if f.endswith('.json')) == [
         'epoch_0002.json', 'epoch_0003.json']
     # an older checkpoint cannot be resumed while a newer one exists: two histories
-    assert main(tiny('--train_epochs', '4', '--resume', str(run / 'epoch_0002.json'))) == 2
-    assert main(tiny('--train_epochs', '4', '--resume', str(run))) == 0
+    assert main(_tiny(run, *r18, '--train_epochs', '4', '--resume',
+                      str(run / 'epoch_0002.json'))) == 2
+    assert main(_tiny(run, *r18, '--train_epochs', '4', '--resume', str(run))) == 0
     assert sorted(f for f in os.listdir(run) if f.endswith('.json')) == [
         'epoch_0003.json', 'epoch_0004.json']
     assert latest_checkpoint(str(run)).endswith('epoch_0004.json')
