@@ -24,6 +24,33 @@ def _seed():
     np.random.seed(0)
 
 
+#: float32's machine epsilon (2**-23), the spacing of float32 numbers at 1.
+F32_EPS = float(np.finfo(np.float32).eps)
+
+#: Error budgets for ``assert_close``, in F32_EPS times the reference's largest magnitude.
+#: oneDNN picks its kernels (and so the order of every sum) by CPU: AVX2 and AVX-512
+#: machines round differently, and a budget must hold on both. ONE_OP: a few roundings
+#: (elementwise arithmetic, a short reduction). LAYER: a layer or block whose long
+#: reductions (convolutions, matrix products, pooling) may be ordered differently.
+#: NETWORK: tens of such layers in sequence, each adding its own rounding.
+ONE_OP, LAYER, NETWORK = 16, 256, 2048
+
+
+def assert_close(got, want, ulps, what=''):
+    """Assert max|got - want| <= ulps * F32_EPS * max|want|: equal up to float32
+    rounding at the magnitude compared (arrays, NDArrays or scalars)."""
+    got = got.asnumpy() if isinstance(got, mx.nd.NDArray) else np.asarray(got)
+    want = want.asnumpy() if isinstance(want, mx.nd.NDArray) else np.asarray(want)
+    assert got.shape == want.shape, '%s: shape %s, want %s' % (what, got.shape, want.shape)
+    want64 = want.astype(np.float64)
+    scale = max(float(np.abs(want64).max()) if want.size else 0.0,
+                float(np.finfo(np.float32).tiny))
+    err = float(np.abs(got.astype(np.float64) - want64).max()) if want.size else 0.0
+    assert err <= ulps * F32_EPS * scale, (
+        '%s max |got - want| = %.3g, over %d float32 epsilons of the reference magnitude '
+        '%.3g (%.3g)' % (what, err, ulps, scale, ulps * F32_EPS * scale))
+
+
 def max_abs_diff(a, b):
     a = a.asnumpy() if isinstance(a, mx.nd.NDArray) else np.asarray(a)
     b = b.asnumpy() if isinstance(b, mx.nd.NDArray) else np.asarray(b)

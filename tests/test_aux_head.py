@@ -8,6 +8,7 @@ from gluon_deeplab.aux_head import AuxHead, WithAuxHead
 from gluon_deeplab.loss import SoftmaxCrossEntropyLoss
 from gluon_deeplab.mxnet_private import structural_params
 from gluon_deeplab.train import weighted_loss
+from conftest import LAYER, ONE_OP, assert_close
 
 
 def test_aux_head_reads_stage_3_and_is_weighted_into_the_loss_only():
@@ -21,16 +22,16 @@ def test_aux_head_reads_stage_3_and_is_weighted_into_the_loss_only():
     label = mx.nd.array(np.random.default_rng(0).integers(0, 4, size=(1, 65, 47)))
     with autograd.predict_mode():
         logits, aux_logits = both(x)
-        assert np.abs(logits.asnumpy() - net(x).asnumpy()).max() < 1e-5  # the same network
+        assert_close(logits, net(x), LAYER)  # the same network
         stage3 = net.backbone.features[:8](x)  # the model zoo's stages 1-3
         assert stage3.shape == (1, 1024, 5, 3)
         want = mx.nd.contrib.BilinearResize2D(aux(stage3), height=65, width=47,
                                               align_corners=True)
-        assert np.abs(aux_logits.asnumpy() - want.asnumpy()).max() < 1e-5
+        assert_close(aux_logits, want, LAYER)
         loss_fn = SoftmaxCrossEntropyLoss()
         total = weighted_loss(both, loss_fn, (logits, aux_logits), label)
         expected = loss_fn(logits, label) + 0.4 * loss_fn(aux_logits, label)
-        assert abs(float(total.asscalar()) - float(expected.asscalar())) < 1e-6
+        assert_close(total.asscalar(), expected.asscalar(), ONE_OP)
     # evaluation and export use net, which holds none of the auxiliary parameters
     assert not [k for k in structural_params(net) if 'aux' in k]
     assert set(structural_params(both)) == {'net.' + k for k in structural_params(net)} | {

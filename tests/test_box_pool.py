@@ -3,7 +3,7 @@ import pytest
 from mxnet import autograd
 from mxnet.gluon import nn
 
-from conftest import max_abs_diff
+from conftest import LAYER, assert_close
 from gluon_deeplab.box_pool import BoxAvgPool2D, CascadeAvgPool2D, POOLINGS
 
 
@@ -26,8 +26,8 @@ def test_equals_zero_padded_avg_pool_forward_and_backward(k, shape, pool_cls):
         y.backward(head_grad)
         grads.append((y, xx.grad))
     assert grads[1][0].shape == shape
-    assert max_abs_diff(grads[0][0], grads[1][0]) < 1e-5
-    assert max_abs_diff(grads[0][1], grads[1][1]) < 1e-5
+    assert_close(grads[0][0], grads[1][0], LAYER)
+    assert_close(grads[0][1], grads[1][1], LAYER)
 
 
 def test_hybridized_at_two_sizes():
@@ -37,7 +37,7 @@ def test_hybridized_at_two_sizes():
         x = mx.nd.random.normal(shape=shape)
         ref = mx.nd.Pooling(x, kernel=(9, 9), stride=(1, 1), pad=(4, 4), pool_type='avg',
                             count_include_pad=True)
-        assert max_abs_diff(box(x), ref) < 1e-5
+        assert_close(box(x), ref, LAYER)
 
 
 @pytest.mark.parametrize('k', [0, 4, 2.5])
@@ -58,7 +58,7 @@ def test_every_pooling_choice_equals_zero_padded_avg_pool(name):
     for k in (3, 9, 27):
         ref = mx.nd.Pooling(x, kernel=(k, k), stride=(1, 1), pad=(k // 2, k // 2),
                             pool_type='avg', count_include_pad=True)
-        assert max_abs_diff(POOLINGS[name](k)(x), ref) < 1e-5
+        assert_close(POOLINGS[name](k)(x), ref, LAYER)
 
 
 def test_fastest_uses_mxnet_pooling_up_to_9_and_box_sums_above():

@@ -6,7 +6,7 @@ import pytest
 from mxnet import gluon
 from mxnet.gluon import nn
 
-from conftest import max_abs_diff
+from conftest import LAYER, NETWORK, assert_close
 from gluon_deeplab import get_deeplab
 from gluon_deeplab.decoder import Decoder
 from gluon_deeplab.deeplab import DeepLabV3
@@ -55,7 +55,7 @@ def test_decoder_is_the_papers_computation():
         y = d.classifier(y)
         want = mx.nd.contrib.BilinearResize2D(y, height=64, width=48, align_corners=True)
     assert got.shape == (2, 3, 64, 48)
-    assert max_abs_diff(got, want) < 1e-5
+    assert_close(got, want, LAYER)
 
 
 _COMBINATIONS = ([(h, b, 16, d) for h in ('aspp', 'vortex', 'vortex_a')
@@ -77,7 +77,7 @@ def test_every_head_backbone_and_decoder_at_odd_sizes_hybridized(head, backbone,
         out = net(x)
         assert out.shape == (x.shape[0], 4) + x.shape[2:]
         assert out.dtype == np.float32
-        assert max_abs_diff(out, ref) < 1e-4
+        assert_close(out, ref, NETWORK)
     names = list(net._collect_params_with_prefix())
     if decoder:
         assert not [n for n in names if n.startswith('head.classifier')]  # the decoder's
@@ -95,7 +95,7 @@ def test_export_round_trip_with_the_decoder(tmp_path):
     reference = net(x)
     symbol_file, params_file = export_mxnet(net, 50, 70, str(tmp_path / 'v3p'))
     block = gluon.SymbolBlock.imports(symbol_file, ['data'], params_file)
-    assert max_abs_diff(block(x), reference) < 1e-5
+    assert_close(block(x), reference, NETWORK)
     onnx = pytest.importorskip('onnx')
     onnxruntime = pytest.importorskip('onnxruntime')
     onnx_file = export_onnx(symbol_file, params_file, 50, 70, str(tmp_path / 'v3p.onnx'))

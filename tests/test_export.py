@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from mxnet import gluon
 
-from conftest import max_abs_diff
+from conftest import NETWORK, assert_close
 from gluon_deeplab import get_deeplab
 from gluon_deeplab.export import export_mxnet, export_onnx, main as export_main
 
@@ -37,14 +37,14 @@ def exported(request, tmp_path_factory):
     files = export_mxnet(net, HEIGHT, WIDTH, prefix)
     # the caller's network is left as it was: any input size, the same outputs
     assert net(mx.nd.zeros((1, 3, 40, 56))).shape == (1, 4, 40, 56)
-    assert max_abs_diff(net(x), reference) < 1e-6
+    assert_close(net(x), reference, NETWORK)
     return x, reference, files
 
 
 def test_symbol_export_round_trip_matches_gluon(exported):
     x, reference, (symbol_file, params_file) = exported
     block = gluon.SymbolBlock.imports(symbol_file, ['data'], params_file)
-    assert max_abs_diff(block(x), reference) < 1e-5 * np.abs(reference.asnumpy()).max()
+    assert_close(block(x), reference, NETWORK)
 
 
 def test_export_folds_every_batch_norm_that_follows_a_convolution(exported):
@@ -68,7 +68,7 @@ def test_onnx_export_matches_mxnet(exported, tmp_path):
     session = onnxruntime.InferenceSession(onnx_file, providers=['CPUExecutionProvider'])
     out = session.run(None, {session.get_inputs()[0].name: x.asnumpy()})[0]
     assert out.shape == reference.shape
-    assert np.abs(out - reference.asnumpy()).max() < 1e-5 * np.abs(reference.asnumpy()).max()
+    assert_close(out, reference, NETWORK)
 
 
 @pytest.mark.skipif(not mx.runtime.Features().is_enabled('MKLDNN'),

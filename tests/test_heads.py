@@ -6,7 +6,7 @@ import pytest
 from mxnet import autograd, gluon
 from mxnet.gluon.contrib.nn import SyncBatchNorm
 
-from conftest import SYNC_ENV, max_abs_diff, run_isolated
+from conftest import NETWORK, SYNC_ENV, assert_close, run_isolated
 from gluon_deeplab.box_pool import BoxAvgPool2D, CascadeAvgPool2D
 from gluon_deeplab.heads import ASPP, VortexModuleA, VortexPooling, aspp_rates
 
@@ -97,7 +97,7 @@ def test_cascade_and_box_pooling_give_the_same_head():
     for name, param in box._collect_params_with_prefix().items():  # same names, same values
         cascade_params[name].set_data(param.data())
     assert isinstance(cascade.branches[3][0], CascadeAvgPool2D)
-    assert max_abs_diff(box(x), cascade(x)) < 1e-5
+    assert_close(box(x), cascade(x), NETWORK)
     with pytest.raises(ValueError, match="unknown pooling 'sum'; valid names: box, cascade, fastest, pooling"):
         VortexPooling(5, pooling='sum')
 
@@ -119,12 +119,12 @@ def _check_sync_batch_norm_forward():
     with autograd.record():  # training mode: batch statistics
         whole = heads[0](x)
         shards = [heads[1](part) for part in gluon.utils.split_and_load(x, ctx2)]
-    assert max_abs_diff(whole, np.concatenate([s.asnumpy() for s in shards])) < 1e-5
+    assert_close(np.concatenate([s.asnumpy() for s in shards]), whole, NETWORK)
     stats = [k for k in params[0] if 'running' in k]
     assert len(stats) == 2 * 5  # 1x1 branch, two atrous branches, image pooling, projection
     for name in stats:
         for ctx in ctx2:
-            assert max_abs_diff(params[0][name].data(), params[1][name].data(ctx)) < 1e-5, name
+            assert_close(params[1][name].data(ctx), params[0][name].data(), NETWORK, name)
 
 
 def test_sync_batch_norm_on_two_devices_equals_batch_norm_on_the_whole_batch():

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from mxnet.gluon import nn
 
-from conftest import max_abs_diff
+from conftest import LAYER, ONE_OP, assert_close, max_abs_diff
 from gluon_deeplab import get_deeplab
 from gluon_deeplab.inference import predict_probs, slide_logits
 
@@ -35,7 +35,7 @@ def test_sliding_window_averages_overlaps_exactly():
     # a 1x1 convolution sees no context: any tiling must reproduce the whole image
     net = _conv_net(1)
     x = mx.nd.random.normal(shape=(2, 3, 37, 50))
-    assert max_abs_diff(slide_logits(net, x, window=16, stride=11), net(x)) < 1e-6
+    assert_close(slide_logits(net, x, window=16, stride=11), net(x), LAYER)
     with pytest.raises(ValueError, match='stride'):
         slide_logits(net, x, window=16, stride=17)
 
@@ -44,7 +44,7 @@ def test_one_scale_no_flip_has_the_plain_argmax_and_probabilities(deeplab):
     x = mx.nd.random.normal(shape=(2, 3, 48, 33))
     logits = deeplab(x)
     probs = predict_probs(deeplab, x)
-    assert max_abs_diff(probs, mx.nd.softmax(logits, axis=1)) < 1e-6
+    assert_close(probs, mx.nd.softmax(logits, axis=1), ONE_OP)
     assert (probs.argmax(axis=1).asnumpy() == logits.argmax(axis=1).asnumpy()).all()
 
 
@@ -52,7 +52,7 @@ def test_multi_scale_and_flip_give_probabilities_at_input_size(deeplab):
     x = mx.nd.random.normal(shape=(1, 3, 45, 61))
     probs = predict_probs(deeplab, x, scales=(0.5, 0.75, 1.0, 1.25, 1.5, 1.75), flip=True)
     assert probs.shape == (1, 5, 45, 61)
-    assert np.allclose(probs.sum(axis=1).asnumpy(), 1, atol=1e-5)
+    assert_close(probs.sum(axis=1), np.ones((1, 45, 61)), ONE_OP)
 
 
 def test_multi_scale_and_flip_average_the_softmax_of_every_pass(deeplab):
@@ -72,10 +72,10 @@ def test_multi_scale_and_flip_average_the_softmax_of_every_pass(deeplab):
                                  align_corners=True).asnumpy())
     want = np.mean(passes, axis=0)
     got = predict_probs(deeplab, x, scales=(0.5, 1.0, 1.5), flip=True).asnumpy()
-    assert np.abs(got - want).max() < 1e-5
+    assert_close(got, want, LAYER)
 
 
 def test_flip_of_a_flip_symmetric_network_changes_nothing():
     net = _conv_net(1)
     x = mx.nd.random.normal(shape=(1, 3, 20, 30))
-    assert max_abs_diff(predict_probs(net, x, flip=True), predict_probs(net, x)) < 1e-6
+    assert_close(predict_probs(net, x, flip=True), predict_probs(net, x), LAYER)

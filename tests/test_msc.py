@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from mxnet import autograd
 
-from conftest import tiny_deeplab
+from conftest import LAYER, assert_close, tiny_deeplab
 from gluon_deeplab.loss import SoftmaxCrossEntropyLoss
 from gluon_deeplab.msc import MultiScaleInputs, check_scales
 from gluon_deeplab.train import weighted_loss
@@ -40,8 +40,8 @@ def test_fusion_is_the_maximum_and_the_loss_sums_every_scale_and_the_fusion():
             want.append(mx.nd.contrib.BilinearResize2D(out, height=70, width=54,
                                                        align_corners=True).asnumpy())
     for got, ref in zip(per_scale, want):
-        assert np.abs(got.asnumpy() - ref).max() < 1e-5
-    assert np.abs(fused.asnumpy() - np.maximum.reduce(want)).max() < 1e-5
+        assert_close(got, ref, LAYER)
+    assert_close(fused, np.maximum.reduce(want), LAYER)
     loss = weighted_loss(msc, SoftmaxCrossEntropyLoss(), (fused, *per_scale),
                          mx.nd.array(label))
     reference = _np_loss(np.maximum.reduce(want), label) + sum(_np_loss(w, label) for w in want)

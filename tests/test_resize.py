@@ -4,6 +4,7 @@ import pytest
 from mxnet import autograd, gluon
 
 from gluon_deeplab.resize import bilinear_resize_like
+from conftest import LAYER, assert_close
 
 
 def _numpy_bilinear(x, height, width):
@@ -42,7 +43,7 @@ def test_values_and_gradient_match_a_numpy_bilinear_resize(small, big, hybridize
         out = block(data, like)
     out.backward(mx.nd.array(head))
     assert out.shape == want.shape and out.dtype == np.float32
-    assert np.abs(out.asnumpy() - want).max() < 1e-5
+    assert_close(out, want, LAYER)
     # the gradient of sum(head * resize(x)) by hand: each output pixel's head value
     # goes back to the input pixels it interpolated, with the same weights
     eps, grad = 1e-3, np.zeros_like(x, dtype=np.float64)
@@ -53,4 +54,4 @@ def test_values_and_gradient_match_a_numpy_bilinear_resize(small, big, hybridize
     assert np.abs(data.grad.asnumpy() - grad).max() < 1e-4 * max(1.0, np.abs(grad).max())
     # and it agrees with MXNet's own operator
     ref = mx.nd.contrib.BilinearResize2D(data, like=like, mode='like', align_corners=True)
-    assert np.abs(out.asnumpy() - ref.asnumpy()).max() < 1e-5
+    assert_close(out, ref, LAYER)

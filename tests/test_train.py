@@ -11,7 +11,8 @@ import pytest
 from mxnet import gluon
 from mxnet.gluon.contrib.nn import SyncBatchNorm
 
-from conftest import REPO, SAMPLE, SYNC_ENV, max_abs_diff, run_isolated
+from conftest import (NETWORK, ONE_OP, REPO, SAMPLE, SYNC_ENV, assert_close, max_abs_diff,
+                      run_isolated)
 from gluon_deeplab.heads import ASPP
 from gluon_deeplab.loss import SoftmaxCrossEntropyLoss
 from gluon_deeplab.train import build_network, main, parse_args, train_step
@@ -37,16 +38,16 @@ def test_two_devices_step_equals_one_device_step_on_the_whole_batch():
     label = mx.nd.array(label, dtype='int32')
     loss1, params1 = _step([mx.cpu(0)], data, label)
     loss2, params2 = _step([mx.cpu(0), mx.cpu(1)], data, label)
-    assert abs(loss1 - loss2) < 1e-6
+    assert_close(loss1, loss2, NETWORK)
     for k in params1:
-        assert max_abs_diff(params1[k], params2[k]) < 1e-6, k
+        assert_close(params2[k], params1[k], NETWORK, k)
     # class-weighted: still the weighted mean over the whole batch, whatever the split
     weighted = SoftmaxCrossEntropyLoss(class_weights=[0.3, 2.0, 1.0])
     loss1, params1 = _step([mx.cpu(0)], data, label, weighted)
     loss2, params2 = _step([mx.cpu(0), mx.cpu(1)], data, label, weighted)
-    assert abs(loss1 - loss2) < 1e-6
+    assert_close(loss1, loss2, NETWORK)
     for k in params1:
-        assert max_abs_diff(params1[k], params2[k]) < 1e-6, k
+        assert_close(params2[k], params1[k], NETWORK, k)
 
 
 def _sync_net(norm_layer, ctx, like=None):
@@ -75,12 +76,12 @@ def _check_sync_batch_norm_step():
         label = mx.nd.array(rng.integers(0, 3, size=(4, 7, 6)), dtype='int32')
         loss1 = train_step(one, loss_fn, trainer1, data, label, ctx1)
         loss2 = train_step(two, loss_fn, trainer2, data, label, ctx2)
-        assert abs(loss1.asscalar() - loss2.asscalar()) < 1e-5
+        assert_close(loss2.asscalar(), loss1.asscalar(), NETWORK)
     params1, params2 = one._collect_params_with_prefix(), two._collect_params_with_prefix()
     assert len([k for k in params1 if 'running_var' in k]) == 5  # every BatchNorm compared
     for name, param in params1.items():
         for ctx in ctx2:
-            assert max_abs_diff(param.data(), params2[name].data(ctx)) < 1e-5, name
+            assert_close(params2[name].data(ctx), param.data(), NETWORK, name)
 
 
 @pytest.mark.slow
@@ -206,10 +207,10 @@ def test_killed_runs_resume_to_the_uninterrupted_result(tmp_path):
         got = mx.nd.load(os.path.join(run, 'final.params'))
         assert sorted(got) == sorted(expected)
         for k in expected:
-            assert max_abs_diff(got[k], expected[k]) < 1e-5, (name, k)
+            assert_close(got[k], expected[k], NETWORK, (name, k))
         for a, b in zip(_log(run), _log(whole)):
             for key in ('epoch', 'phase', 'iteration', 'lr', 'loss', 'pixAcc', 'mIoU'):
-                assert abs(a[key] - b[key]) < 1e-5, (name, key)
+                assert_close(a[key], b[key], NETWORK, (name, key))
         assert [r['epoch'] for r in _log(run)] == [1, 2]
         for f in os.listdir(run):
             if f.endswith('.params'):
@@ -534,7 +535,7 @@ def test_fine_tuning_to_another_class_count_reinitialises_only_the_classifier(tm
     assert new['head.classifier.weight'].shape == (5, 256, 1, 1)
     for k in old:
         if not k.startswith('head.classifier') and 'running' not in k:
-            assert max_abs_diff(old[k], new[k]) < 1e-6, k  # loaded (lr 1e-30: unchanged)
+            assert_close(new[k], old[k], ONE_OP, k)  # loaded (lr 1e-30: unchanged)
     assert main(args + ['--run_dir', str(tmp_path / 'c'), '--reinit_classifier', '--head',
                         'vortex']) == 2
     assert "head 'aspp' there, 'vortex' here" in capsys.readouterr().err
@@ -770,9 +771,9 @@ def test_accumulated_gradients_equal_one_batch_of_all_the_images():
     batch = (data, mx.nd.array(label))
     loss1, params1 = _accumulation_run(1, batch)
     loss3, params3 = _accumulation_run(3, batch)
-    assert np.allclose(loss1, loss3, atol=1e-5)
+    assert_close(loss3, loss1, NETWORK)
     for k in params1:
-        assert np.abs(params1[k] - params3[k]).max() < 1e-5, k
+        assert_close(params3[k], params1[k], NETWORK, k)
     assert any(np.abs(params1[k] - _accumulation_run(1, (data[:2], batch[1][:2]))[1][k]).max()
                > 1e-4 for k in params1)  # a different batch gives a different step
 
