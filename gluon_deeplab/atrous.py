@@ -16,10 +16,13 @@ the ``(H - |dy|) x (W - |dx|)`` output pixels whose window reads the map. Paddin
 contributes nothing to the output and gets no gradient, so both forms give the same
 output and the same gradients up to float rounding.
 """
+import os
+
 import mxnet as mx
+import numpy as np
 from mxnet.gluon import nn
 
-__all__ = ['AtrousConv2D', 'live_taps', 'live_fraction']
+__all__ = ['AtrousConv2D', 'live_taps', 'live_fraction', 'onednn_trains']
 
 #: When some taps read only padding, computing by taps always paid. Otherwise it paid
 #: when the live taps do little of the whole product's work, and the larger the map the
@@ -33,6 +36,15 @@ __all__ = ['AtrousConv2D', 'live_taps', 'live_fraction']
 #: and taps also paid at some shares it leaves whole (0.69x at share 0.49 on 20 px): the
 #: table is the side of the line that held on both CPUs (``scripts/bench.py --rows ''``).
 TAPS_PAY = ((32, 0.7), (20, 0.35))
+
+
+def onednn_trains(dtype):
+    """Whether MXNet runs ``dtype`` convolutions through oneDNN here: built with it, not
+    switched off (``MXNET_MKLDNN_ENABLED=0``), and float32 (MXNet's own kernels take
+    float64)."""
+    return (mx.runtime.Features().is_enabled('MKLDNN')
+            and os.environ.get('MXNET_MKLDNN_ENABLED', '1') != '0'
+            and np.dtype(dtype) == np.float32)
 
 
 def live_taps(rate, size):
@@ -80,11 +92,15 @@ class AtrousConv2D(nn.Conv2D):
     def set_map_size(self, size, training, device_type='cpu'):
         """Choose how to compute for inputs of spatial size ``size`` = (H, W) (None: any
         size), in training (True) or inference mode, on ``device_type`` ('cpu' or 'gpu';
-        taps only on the CPU, where they were measured). Returns True if the choice
+        taps only on the CPU through oneDNN, ``onednn_trains``). Returns True if the choice
         changed (a hybridized parent must then rebuild its graph)."""
         taps = None
         shape_known = self.weight.shape and 0 not in self.weight.shape  # else: still deferred
-        if training and device_type == 'cpu' and size is not None and shape_known:
+        # Only through oneDNN: with MXNet's own CPU kernels, an input read by more than
+        # MXNET_EXEC_INPLACE_GRAD_SUM_CAP (8) operators, as ASPP's input is by 1x1 taps,
+        # gets a wrong gradient (tests/test_atrous.py), and taps were timed on oneDNN only.
+        if (training and device_type == 'cpu' and size is not None and shape_known
+                and onednn_trains(self.weight.dtype)):
             live, share = live_taps(self.rate, size), live_fraction(self.rate, size)
             ceiling = next((most for side, most in TAPS_PAY if min(size) >= side), 0.0)
             if live != ((-self.rate, 0, self.rate),) * 2 or share <= ceiling:

@@ -3,7 +3,7 @@ import pytest
 from mxnet import autograd
 from mxnet.gluon import nn
 
-from conftest import max_abs_diff
+from conftest import LAYER, assert_close, max_abs_diff, run_isolated
 from gluon_deeplab import atrous
 from gluon_deeplab.atrous import AtrousConv2D, live_fraction, live_taps
 
@@ -86,3 +86,38 @@ def test_threshold_is_the_module_setting(monkeypatch):
     monkeypatch.setattr(atrous, 'TAPS_PAY', ())
     assert not AtrousConv2D(4, 36, in_channels=8).set_map_size((40, 40), True)
     assert AtrousConv2D(4, 36, in_channels=8).set_map_size((30, 40), True)  # dead taps
+
+
+def _aspp_input_gradient(planned):
+    from gluon_deeplab.heads import ASPP
+    mx.random.seed(0)
+    head = ASPP(3, rates=(12, 24, 36), dropout=0.0)  # ASPP at output stride 8, crop 224
+    head.initialize(mx.init.Xavier())
+    x = mx.nd.random.normal(shape=(1, 512, 28, 28))
+    head(x)
+    if planned:
+        head.apply(lambda b: b.set_map_size((28, 28), True) if isinstance(b, AtrousConv2D)
+                   else None)
+    head.hybridize(static_alloc=True)
+    x.attach_grad()
+    with autograd.record():
+        y = head(x)
+    y.backward(mx.nd.ones_like(y))
+    return x.grad
+
+
+def _check_aspp_input_gradient_without_onednn():
+    # Rate 24 by taps would feed the head's input to 13 operators; MXNet's own kernels
+    # sum more than 8 input gradients in place, and got this one wrong.
+    assert_close(_aspp_input_gradient(True), _aspp_input_gradient(False), LAYER)
+
+
+@pytest.mark.slow
+def test_planned_aspp_input_gradient_is_right_without_onednn():
+    run_isolated(_check_aspp_input_gradient_without_onednn, MXNET_MKLDNN_ENABLED='0')
+
+
+def test_planned_aspp_input_gradient_is_right_with_onednn():
+    if not atrous.onednn_trains('float32'):
+        pytest.skip('this MXNet runs without oneDNN')
+    assert_close(_aspp_input_gradient(True), _aspp_input_gradient(False), LAYER)
