@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 
 from gluon_deeplab.evaluate import main as evaluate_main
-from gluon_deeplab.quantize import (VNNI_FLAGS, convolutions_added_to_unsigned, int8_support,
-                                    quantize_network)
+from gluon_deeplab.quantize import convolutions_added_to_unsigned, int8_support, quantize_network
 
 
 def test_int8_needs_vnni():
@@ -42,7 +41,7 @@ def test_int8_network_agrees_with_float32_on_what_it_was_calibrated_for():
     # pixels' labels equal (a random 4-channel network; trained ones: README, Results)
     assert np.abs(out - ref).max() <= 0.1 * (ref.max() - ref.min())
     assert (out.argmax(1) == ref.argmax(1)).mean() >= 0.95
-    assert VNNI_FLAGS
+    assert np.abs(out - ref).max() > 0  # int8 rounding shows: not a float32 pass-through
 
 
 @pytest.mark.skipif(not mx.runtime.Features().is_enabled('MKLDNN'),
