@@ -22,7 +22,7 @@ from .cli import (add_device_args, add_inference_args, add_int8_arg, add_network
 from .datasets import DATASETS, get_dataset
 from .devices import parse_contexts
 from .fusion import hybridize_for_inference
-from .inference import predict_probs
+from .inference import predict_probs, window_stride
 from .metrics import SegmentationMetric
 from .plot import plot_confusion
 from .quantize import calibration_crops, quantize_network
@@ -72,7 +72,7 @@ def result_name(args):
     if args.flip:
         name += '_flip'
     if args.window:
-        name += '_win%ds%d' % (args.window, args.stride or args.window * 2 // 3)
+        name += '_win%ds%d' % (args.window, window_stride(args.window, args.stride))
     if getattr(args, 'rates_at_os8', None) and args.output_stride == 8:
         name += '_rates-' + args.rates_at_os8
     if getattr(args, 'int8', 0):
@@ -133,7 +133,7 @@ def _main(argv):
     print('%s %s (%d images), %s head, output stride %d, scales %s, flip %s%s'
           % (args.dataset, args.split, len(dataset), args.head, args.output_stride,
              ','.join('%g' % s for s in args.scales), args.flip,
-             ', windows %d (stride %d)' % (args.window, args.stride or args.window * 2 // 3)
+             ', windows %d (stride %d)' % (args.window, window_stride(args.window, args.stride))
              if args.window else ''))
     print(format_iou_table(metric, args.classes))
     np.savetxt(stem + '_confusion.csv', metric.confusion, fmt='%d', delimiter=',',

@@ -2,7 +2,7 @@
 windows for images larger than the training crop."""
 import mxnet as mx
 
-__all__ = ['slide_logits', 'predict_probs']
+__all__ = ['slide_logits', 'predict_probs', 'window_stride']
 
 
 def _starts(length, window, stride):
@@ -38,6 +38,12 @@ def slide_logits(net, image, window, stride):
     return total / count
 
 
+def window_stride(window, stride=None):
+    """The sliding-window stride: ``stride``, or by default two thirds of ``window``
+    (a third of each window overlaps the next); None without a window."""
+    return stride or (window * 2 // 3 if window else None)
+
+
 def predict_probs(net, image, scales=(1.0,), flip=False, window=None, stride=None):
     """Class probabilities (N, C, H, W) float32 for (N, 3, H, W) normalised ``image``:
     softmax of the logits at each scale in ``scales`` (the input resized bilinearly, the
@@ -45,10 +51,10 @@ def predict_probs(net, image, scales=(1.0,), flip=False, window=None, stride=Non
     when ``flip``, averaged (DeepLabV3 Sec. 4.3: scales 0.5-1.75 and flip on VOC).
 
     With ``window`` set, each pass uses ``slide_logits`` (``stride`` defaults to
-    ``window * 2 // 3``). ``predict_probs(net, x)`` has the argmax of ``net(x)``.
+    ``window_stride(window)``). ``predict_probs(net, x)`` has the argmax of ``net(x)``.
     """
     _, _, height, width = image.shape
-    stride = stride or (window * 2 // 3 if window else None)
+    stride = window_stride(window, stride)
 
     def logits_of(x):
         return slide_logits(net, x, window, stride) if window else net(x)

@@ -79,3 +79,9 @@ def test_flip_of_a_flip_symmetric_network_changes_nothing():
     net = _conv_net(1)
     x = mx.nd.random.normal(shape=(1, 3, 20, 30))
     assert_close(predict_probs(net, x, flip=True), predict_probs(net, x), LAYER)
+
+
+def test_default_window_stride_is_two_thirds_of_the_window():
+    from gluon_deeplab.inference import window_stride
+    assert window_stride(513) == 342 and window_stride(48) == 32
+    assert window_stride(513, 100) == 100 and window_stride(None) is None
