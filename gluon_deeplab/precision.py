@@ -10,7 +10,7 @@ import functools
 import subprocess
 import sys
 
-__all__ = ['DTYPES', 'set_precision', 'bfloat16_support']
+__all__ = ['DTYPES', 'set_precision', 'bfloat16_support', 'cpu_flags']
 
 #: What ``--dtype`` takes.
 DTYPES = ('float32', 'bfloat16', 'float16')
@@ -33,9 +33,11 @@ print(float(w.grad.sum().asscalar()))
 '''
 
 
-def _cpu_flags():
+def cpu_flags(cpuinfo='/proc/cpuinfo'):
+    """The set of CPU flags listed in ``cpuinfo``, or None where it cannot be read (not
+    Linux, or no ``flags`` line)."""
     try:
-        with open('/proc/cpuinfo') as f:
+        with open(cpuinfo) as f:
             for line in f:
                 if line.startswith('flags'):
                     return set(line.split(':', 1)[1].split())
@@ -56,7 +58,7 @@ def bfloat16_support():
                           timeout=300)
     if proc.returncode == 0:
         return True, ''
-    flags = _cpu_flags()
+    flags = cpu_flags()
     listed = ('unknown CPU flags' if flags is None else 'CPU flags: %s' % (', '.join(
         f for f in ('avx512f', 'avx512_bf16', 'amx_bf16') if f in flags) or
         'none of avx512f, avx512_bf16, amx_bf16'))

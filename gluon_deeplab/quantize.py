@@ -21,6 +21,7 @@ from mxnet import gluon
 
 from .datasets import DATASETS, get_dataset
 from .fusion import fusion_available
+from .precision import cpu_flags
 from .transforms import TrainTransform
 
 __all__ = ['VNNI_FLAGS', 'calibration_crops', 'convolutions_added_to_unsigned',
@@ -30,25 +31,13 @@ __all__ = ['VNNI_FLAGS', 'calibration_crops', 'convolutions_added_to_unsigned',
 VNNI_FLAGS = ('avx512_vnni', 'avx_vnni', 'amx_int8')
 
 
-def cpu_flags(cpuinfo='/proc/cpuinfo'):
-    """The set of CPU flags read from ``cpuinfo`` (empty where it cannot be read)."""
-    try:
-        with open(cpuinfo) as f:
-            for line in f:
-                if line.startswith('flags'):
-                    return set(line.split(':', 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def int8_support(flags=None):
     """``(True, '')`` when the CPU has one of ``VNNI_FLAGS`` and MXNet has oneDNN, else
     ``(False, reason)`` naming what is missing. ``flags``: the CPU flags (default: read
     from ``/proc/cpuinfo``)."""
     if not fusion_available(mx.cpu()):  # the same oneDNN build check
         return False, 'this MXNet is built without oneDNN (MKLDNN)'
-    flags = cpu_flags() if flags is None else set(flags)
+    flags = (cpu_flags() or set()) if flags is None else set(flags)
     if not flags & set(VNNI_FLAGS):
         return False, ('this CPU has no VNNI int8 instructions (none of %s among its flags), '
                        'so int8 would be slower than float32' % ', '.join(VNNI_FLAGS))

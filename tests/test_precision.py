@@ -65,3 +65,12 @@ def test_bfloat16_is_refused_with_the_reason_where_the_cpu_lacks_it():
                                          r'convolution kernels .*CPU flags: .*use --dtype '
                                          r'float32'):
         set_precision('bfloat16')
+
+
+def test_cpu_flags_read_from_cpuinfo(tmp_path):
+    from gluon_deeplab.precision import cpu_flags
+    info = tmp_path / 'cpuinfo'
+    info.write_text('processor\t: 0\nflags\t\t: fpu avx2 avx512_vnni\n\nprocessor\t: 1\n'
+                    'flags\t\t: fpu avx2 avx512_vnni\n')
+    assert cpu_flags(str(info)) == {'fpu', 'avx2', 'avx512_vnni'}
+    assert cpu_flags(str(tmp_path / 'missing')) is None
