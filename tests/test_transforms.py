@@ -1,6 +1,6 @@
 import numpy as np
 
-from gluon_deeplab.transforms import MEAN, STD, EvalTransform, TrainTransform, normalize
+from gluon_deeplab.transforms import EvalTransform, TrainTransform, normalize
 from conftest import ONE_OP, assert_close
 
 
@@ -33,14 +33,18 @@ def test_image_and_label_stay_aligned_through_scale_crop_flip():
     for seed in range(10):
         out_img, out_label = t(img, cols.copy(), np.random.default_rng(seed))
         valid = out_label != 255
-        red = out_img[0] * STD[0] + MEAN[0]
+        red = out_img[0] * 0.229 + 0.485  # ImageNet's red std and mean
         # bilinear image vs nearest label: within about one 10-level column step
         assert np.abs(red[valid] * 255 - out_label[valid]).max() <= 15
 
 
-def test_eval_transform_keeps_size():
-    img, label = EvalTransform()(np.zeros((7, 9, 3), np.uint8), np.zeros((7, 9), np.uint8))
-    assert img.shape == (3, 7, 9) and label.shape == (7, 9)
+def test_eval_transform_keeps_size_and_normalises_with_imagenet_statistics():
+    img, label = EvalTransform()(np.zeros((7, 9, 3), np.uint8), np.full((7, 9), 3, np.uint8))
+    assert img.shape == (3, 7, 9) and label.shape == (7, 9) and img.dtype == np.float32
+    # a black image is -mean / std in every pixel of each channel (ImageNet's numbers)
+    for channel, value in enumerate((-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225)):
+        assert_close(img[channel], np.full((7, 9), value), ONE_OP)
+    assert label.dtype == np.int32 and (label == 3).all()
 
 
 def test_scale_range_sets_the_size_before_the_crop():
