@@ -23,7 +23,7 @@ from .quantize import int8_support
 from .resnet import default_multi_grid
 
 __all__ = ['head_name', 'backbone_name', 'positive_int', 'nonnegative_int', 'positive_float',
-           'nonnegative_float', 'unit_fraction',
+           'nonnegative_float', 'unit_fraction', 'momentum',
            'add_network_args', 'network_from_args', 'add_inference_args', 'add_device_args',
            'add_int8_arg', 'refuse_int8_unless_usable', 'data_dir_or_saved', 'scales',
            'run_command', 'UserError']
@@ -86,6 +86,8 @@ positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, 'a finite 
 nonnegative_float = _number(float, lambda v: math.isfinite(v) and v >= 0,
                             'a finite number >= 0')
 unit_fraction = _number(float, lambda v: 0 < v <= 1, 'a number in (0, 1]')
+#: SGD momentum: 1 or more would never forget a gradient (the step grows without bound).
+momentum = _number(float, lambda v: 0 <= v < 1, 'a number in [0, 1)')
 
 
 def scales(text):

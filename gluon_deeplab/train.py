@@ -38,8 +38,8 @@ from .checkpoint import (atomic_write, atomic_write_text, latest_checkpoint, loa
 from .aux_head import AuxHead, WithAuxHead
 from .class_weights import format_class_weights, median_frequency_weights, read_class_weights
 from .cli import (add_device_args, add_rates_at_os8_arg, backbone_name, head_name,
-                  nonnegative_float, nonnegative_int, positive_float, positive_int,
-                  run_command, scale_range, scales, unit_fraction)
+                  momentum, nonnegative_float, nonnegative_int, positive_float,
+                  positive_int, run_command, scale_range, scales, unit_fraction)
 from .datasets import DATASETS, IGNORE_LABEL, get_dataset
 from .datasets.checks import check_overlap, drop_bad_samples
 from .deeplab import get_deeplab, initialize_network
@@ -162,7 +162,7 @@ def parse_args(argv=None):
     g.add_argument('--initial_learning_rate', type=positive_float, default=7e-3)
     g.add_argument('--lr_power', type=positive_float, default=0.9,
                    help='poly learning-rate power')
-    g.add_argument('--momentum', type=float, default=0.9)
+    g.add_argument('--momentum', type=momentum, default=0.9, help='SGD momentum, in [0, 1)')
     g.add_argument('--dtype', default='float32', choices=DTYPES[:2],
                    help='bfloat16: convolutions in bf16 mixed precision (CPUs with '
                         'AVX-512 bf16 kernels); parameters and checkpoints stay float32')

@@ -722,6 +722,11 @@ def test_class_weights_ohem_and_bn_momentum_train_and_bad_values_are_refused(tmp
         with pytest.raises(SystemExit):
             main(_tiny(tmp_path / 'c', flag, value))
         assert 'argument %s: expected a number in (0, 1]' % flag in capsys.readouterr().err
+    for value in ('1.5', '1', '-0.1', 'nan'):
+        with pytest.raises(SystemExit):
+            parse_args(['--momentum', value])
+        assert 'argument --momentum: expected a number in [0, 1)' in capsys.readouterr().err
+    assert parse_args(['--momentum', '0']).momentum == 0.0
 
 
 def test_bn_momentum_reaches_every_batch_norm():
