@@ -90,7 +90,9 @@ def parse_args(argv=None):
     add_network_args(p)
     p.add_argument('--height', type=positive_int, required=True)
     p.add_argument('--width', type=positive_int, required=True)
-    p.add_argument('--prefix', default=None, help='default: beside the checkpoint')
+    p.add_argument('--prefix', default=None,
+                   help='path and start of the file names; a folder: the default names inside '
+                        'it (default: beside the checkpoint)')
     p.add_argument('--onnx', action='store_true', help='also write PREFIX.onnx')
     add_int8_arg(p, 'graph')
     p.add_argument('--data_dir', help='the calibration images\' data set (with --int8; '
@@ -112,10 +114,12 @@ def _main(argv):
     if args.int8:
         refuse_int8_unless_usable()
     net = network_from_args(args, [mx.cpu()])
+    name = 'deeplab_%s_%dx%d%s' % (args.head, args.height, args.width,
+                                   '_int8' if args.int8 else '')
     if args.prefix is None:
-        args.prefix = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)),
-                                   'deeplab_%s_%dx%d%s' % (args.head, args.height, args.width,
-                                                           '_int8' if args.int8 else ''))
+        args.prefix = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), name)
+    elif args.prefix.endswith(('/', os.sep)) or os.path.isdir(args.prefix):
+        args.prefix = os.path.join(args.prefix, name)  # a folder: the files go inside it
     if args.onnx:
         try:
             import onnx  # noqa: F401 (checked before anything is written)

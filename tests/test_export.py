@@ -1,3 +1,4 @@
+import os
 import json
 
 import mxnet as mx
@@ -119,3 +120,16 @@ def test_export_never_overwrites_an_earlier_export(camvid_checkpoint, capsys, tm
     assert capsys.readouterr().err.strip() == (
         'error: %s-0000.params exists; choose another --prefix' % prefix)
     assert (tmp_path / 'm-0000.params').read_bytes() == b'earlier export'
+
+
+def test_export_prefix_naming_a_folder_puts_the_files_inside_it(camvid_checkpoint, tmp_path):
+    _, checkpoint = camvid_checkpoint
+    args = ['--checkpoint', checkpoint, '--dataset', 'camvid', '--head', 'aspp',
+            '--height', '32', '--width', '32']
+    assert export_main(args + ['--prefix', str(tmp_path / 'new') + os.sep]) == 0
+    assert sorted(os.listdir(tmp_path / 'new')) == ['deeplab_aspp_32x32-0000.params',
+                                                    'deeplab_aspp_32x32-symbol.json']
+    (tmp_path / 'old').mkdir()
+    assert export_main(args + ['--prefix', str(tmp_path / 'old')]) == 0
+    assert sorted(os.listdir(tmp_path / 'old')) == ['deeplab_aspp_32x32-0000.params',
+                                                    'deeplab_aspp_32x32-symbol.json']
