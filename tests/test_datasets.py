@@ -253,3 +253,13 @@ def test_reader_fuzz_gives_the_documented_error_or_conversion(tmp_path):
     for name, array in (('rgb_label.png', rgb), ('rgba_label.png', rgba)):
         with pytest.raises(ValueError, match='%s has mode RGBA?; expected' % name):
             read_index_png(_png(tmp_path / name, array))
+
+
+@pytest.mark.parametrize('flag, value', [('--limit', '-1'), ('--threads', '0'),
+                                         ('--shown', '-2')])
+def test_prepare_refuses_negative_counts_in_one_line(flag, value, capsys):
+    from gluon_deeplab.datasets import prepare
+    with pytest.raises(SystemExit) as stop:
+        prepare.main(['camvid', SAMPLE, flag, value])
+    assert stop.value.code == 2
+    assert 'argument %s: expected an integer' % flag in capsys.readouterr().err

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image
 
+from ..cli import nonnegative_int, positive_int
 from . import DATASETS, get_dataset
 from .base import read_index_png
 from .checks import find_bad_samples
@@ -139,10 +140,10 @@ def main(argv=None):
     parser.add_argument('--splits', default='',
                         help='comma-separated splits to check (default: the train and val '
                              'splits)')
-    parser.add_argument('--limit', type=int, default=0,
+    parser.add_argument('--limit', type=nonnegative_int, default=0,
                         help='check only the first N samples of each split (0: all)')
-    parser.add_argument('--threads', type=int, default=os.cpu_count() or 1)
-    parser.add_argument('--shown', type=int, default=10, help='problems shown per split')
+    parser.add_argument('--threads', type=positive_int, default=os.cpu_count() or 1)
+    parser.add_argument('--shown', type=nonnegative_int, default=10, help='problems shown per split')
     args = parser.parse_args(argv)
     try:
         if args.convert:
