@@ -5,7 +5,9 @@
 
 Inputs are image files, folders (JPEG/PNG inside) or ``.txt`` lists (one path per line,
 relative to the list). Grey and RGBA images are converted to RGB with a warning. An
-unreadable image is reported by name and skipped; the exit status is 1 if any was.
+unreadable or missing image is reported by name (and list line) and skipped; the exit
+status is 1 if any was. In a folder, an earlier run's results (``STEM.png`` beside
+``STEM_overlay.png``) are not inputs.
 Results are ``<stem>.png`` and ``<stem>_overlay.png`` in ``--output_dir``; where such a
 file exists already (an input, an earlier result, another input of the same name) the
 stem gets ``_2``, ``_3`` ...: nothing is written over.
@@ -34,23 +36,38 @@ __all__ = ['list_images', 'save_label_png', 'main']
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 
 
-def list_images(inputs):
+def list_images(inputs, origins=None):
     """Paths of the images named by ``inputs`` (files, folders, ``.txt`` lists), in order.
-    Raises FileNotFoundError naming an input that does not exist."""
+    ``origins``, a dict, gets ``'LIST line N'`` for each path read from a list. Raises
+    FileNotFoundError naming an input that does not exist."""
     paths = []
     for item in inputs:
-        if os.path.isdir(item):
-            paths += sorted(os.path.join(item, f) for f in os.listdir(item)
-                            if f.lower().endswith(IMAGE_EXTENSIONS))
+        if os.path.isdir(item):  # an earlier run's results there are not inputs
+            names = os.listdir(item)
+            ours = _results_of_this_tool(names)
+            paths += sorted(os.path.join(item, f) for f in names
+                            if f.lower().endswith(IMAGE_EXTENSIONS) and f not in ours)
         elif item.endswith('.txt') and os.path.isfile(item):
             with open(item) as f:
-                base = os.path.dirname(item)
-                paths += [os.path.join(base, line.split()[0]) for line in f if line.strip()]
+                for number, line in enumerate(f, 1):
+                    if line.strip():
+                        paths.append(os.path.join(os.path.dirname(item), line.split()[0]))
+                        if origins is not None:
+                            origins[paths[-1]] = '%s line %d' % (item, number)
         elif os.path.isfile(item):
             paths.append(item)
         else:
             raise FileNotFoundError('no such image, folder or list: %s' % item)
     return paths
+
+
+def _results_of_this_tool(names):
+    """The names among a folder's file ``names`` that are predict's own results: each
+    ``STEM.png`` beside a ``STEM_overlay.png``, and that overlay."""
+    names = set(names)
+    stems = {n[:-len('_overlay.png')] for n in names if n.endswith('_overlay.png')}
+    stems = {stem for stem in stems if stem + '.png' in names}
+    return {stem + '.png' for stem in stems} | {stem + '_overlay.png' for stem in stems}
 
 
 def save_label_png(label, palette, path):
@@ -82,7 +99,10 @@ def _main(argv):
     ctx = parse_contexts(args.gpus)[0]
     net = network_from_args(args, ctx)
     hybridize_for_inference(net, ctx)  # oneDNN conv + BatchNorm + ReLU fusion on CPUs
-    paths = list_images(args.inputs)
+    if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+        raise UserError('--output_dir %s is a file; expected a folder' % args.output_dir)
+    origins = {}
+    paths = list_images(args.inputs, origins)
     if not paths:
         raise UserError('no image (%s) in %s' % ('/'.join(IMAGE_EXTENSIONS),
                                                  ', '.join(args.inputs)))
@@ -91,8 +111,9 @@ def _main(argv):
     for path in tqdm(paths, desc='predict', disable=args.no_progress):
         try:
             image = read_image(path)
-        except ValueError as err:  # corrupt or truncated: report, go on with the rest
-            tqdm.write('skipped: %s' % err)
+        except (ValueError, OSError) as err:  # missing, corrupt or truncated: go on
+            tqdm.write('skipped: %s%s' % (err, ' (%s)' % origins[path] if path in origins
+                                          else ''))
             skipped.append(path)
             continue
         x = mx.nd.array(normalize(image)[None], ctx=ctx)

@@ -72,3 +72,36 @@ def test_an_empty_input_folder_is_an_error(camvid_checkpoint, tmp_path, capsys):
                  '--head', 'aspp']) == 2
     assert 'error: no image (.jpg/.jpeg/.png/.bmp) in %s' % (tmp_path / 'empty') \
         in capsys.readouterr().err
+
+
+def test_output_folder_as_input_twice_predicts_only_the_images(camvid_checkpoint, tmp_path,
+                                                               capsys):
+    _, ckpt = camvid_checkpoint
+    out = tmp_path / 'out'
+    out.mkdir()
+    shutil.copy(os.path.join(SAMPLE, 'val', sorted(os.listdir(os.path.join(SAMPLE, 'val')))[0]),
+                out / 'street.png')
+    args = [str(out), '--checkpoint', ckpt, '--dataset', 'camvid', '--head', 'aspp',
+            '--output_dir', str(out)]
+    assert main(args) == 0 and main(args) == 0
+    # the second run predicted street.png again, not the first run's two results
+    assert sorted(os.listdir(out)) == ['street.png', 'street_2.png', 'street_2_overlay.png',
+                                       'street_3.png', 'street_3_overlay.png']
+
+
+def test_output_dir_that_is_a_file_and_a_list_naming_a_missing_image(camvid_checkpoint,
+                                                                      tmp_path, capsys):
+    _, ckpt = camvid_checkpoint
+    (tmp_path / 'afile.txt').write_text('not a folder')
+    args = ['--checkpoint', ckpt, '--dataset', 'camvid', '--head', 'aspp']
+    assert main([SAMPLE + '/val', '--output_dir', str(tmp_path / 'afile.txt')] + args) == 2
+    assert capsys.readouterr().err.strip() == (
+        'error: --output_dir %s is a file; expected a folder' % (tmp_path / 'afile.txt'))
+    first = sorted(os.listdir(os.path.join(SAMPLE, 'val')))[0]
+    shutil.copy(os.path.join(SAMPLE, 'val', first), tmp_path / 'a.png')
+    (tmp_path / 'list.txt').write_text('a.png\ngone.png\n')
+    status = main([str(tmp_path / 'list.txt'), '--output_dir', str(tmp_path / 'o')] + args)
+    assert status == 1
+    said = capsys.readouterr()
+    assert 'gone.png' in said.out and '(%s line 2)' % (tmp_path / 'list.txt') in said.out
+    assert sorted(os.listdir(tmp_path / 'o')) == ['a.png', 'a_overlay.png']
