@@ -8,7 +8,7 @@ from mxnet.gluon import nn
 
 from .atrous import AtrousConv2D
 from .decoder import DECODER_OUTPUT_STRIDES, Decoder
-from .group_norm import GroupNorm
+from .group_norm import GROUPS, GroupNorm
 from .heads import HEADS
 from .registry import lookup
 from .resize import bilinear_resize_like
@@ -192,6 +192,14 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
     """
     head_cls = lookup(HEADS, head, 'head')
     rates = head_cls.rates_for(output_stride, rates_at_os8)  # checks the output stride
+    if norm_layer is GroupNorm:  # before MXNet meets a split it cannot make
+        for part, channels in ((backbone == 'xception65' and 'xception65', 728),
+                               (decoder_output_stride and 'the decoder', 48)):
+            if part and channels % GROUPS:
+                raise ValueError('norm_layer GroupNorm (%d groups) does not fit %s: its '
+                                 '%d-channel layers do not divide into %d groups; use '
+                                 'BatchNorm or SyncBatchNorm' % (GROUPS, part, channels,
+                                                                 GROUPS))
     if freeze_batch_norm and norm_layer is not GroupNorm:  # GroupNorm has no statistics
         norm_layer = functools.partial(nn.BatchNorm, use_global_stats=True)
     else:

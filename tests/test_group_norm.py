@@ -32,3 +32,12 @@ def test_channels_that_do_not_divide_into_groups_are_named():
     gn.initialize()
     with pytest.raises(ValueError, match='48 channels are not divisible into 32 groups'):
         gn(mx.nd.zeros((1, 48, 2, 2)))
+
+
+@pytest.mark.parametrize('backbone, decoder, what', [('xception65', None, '728-channel'),
+                                                     ('resnet18_v2', 4, '48-channel')])
+def test_group_norm_refuses_layers_that_do_not_divide_into_its_groups(backbone, decoder, what):
+    from gluon_deeplab import get_deeplab
+    with pytest.raises(ValueError, match='GroupNorm .* %s layers' % what):
+        get_deeplab('aspp', 16, 4, backbone, norm_layer=GroupNorm,
+                    decoder_output_stride=decoder)
