@@ -93,7 +93,7 @@ class Workers(object):
     ``dist_sync``/``dist_device_sync``: MXNet's parameter server; the process must have
     been started by ``scripts/launch_dist.py`` (the ``DMLC_*`` environment), and the
     call blocks until every worker has joined. ``horovod``: ``horovodrun``.
-    Raises ValueError for another name, RuntimeError for a ``dist_*`` store without
+    Raises ValueError for another name or for a ``dist_*`` store without
     the launcher's environment, ImportError for Horovod when it is not installed.
 
     Attributes: ``rank`` (0-based), ``num_workers``, ``is_root`` (rank 0: the worker
@@ -109,9 +109,9 @@ class Workers(object):
         self.kvstore = None
         if kvstore.startswith('dist'):
             if os.environ.get('DMLC_ROLE') != 'worker':
-                raise RuntimeError('--kvstore %s runs one process per worker with the DMLC_* '
-                                   'environment set; start it with scripts/launch_dist.py '
-                                   '-n WORKERS -- python -m gluon_deeplab.train ...' % kvstore)
+                raise ValueError('kvstore %r runs one process per worker with the DMLC_* '
+                                 'environment set; start it with scripts/launch_dist.py -n '
+                                 'WORKERS -- python -m gluon_deeplab.train ...' % kvstore)
             self.kvstore = mx.kv.create(kvstore)
         elif kvstore == 'horovod':
             self.kvstore = HorovodKVStore()

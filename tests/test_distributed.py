@@ -100,7 +100,7 @@ def test_shards_are_contiguous_and_cover_the_global_batch():
 
 def test_dist_kvstore_without_the_launcher_says_how_to_start_it(monkeypatch):
     monkeypatch.delenv('DMLC_ROLE', raising=False)
-    with pytest.raises(RuntimeError, match='launch_dist.py'):
+    with pytest.raises(ValueError, match='launch_dist.py'):
         Workers('dist_sync')
     with pytest.raises(ValueError, match='dist_sync'):
         Workers('nccl2')
@@ -135,3 +135,12 @@ def test_two_horovod_workers_equal_one_process(tmp_path):
     for result in ranks:
         for name, value in reference.items():
             assert_close(result[name], value, NETWORK, name)
+
+
+def test_train_with_a_dist_kvstore_without_the_launcher_is_one_line(monkeypatch, capsys):
+    from gluon_deeplab.train import main
+    monkeypatch.delenv('DMLC_ROLE', raising=False)
+    assert main(['--dataset', 'camvid', '--kvstore', 'dist_sync']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: kvstore 'dist_sync' runs one process per worker")
+    assert len(err.strip().splitlines()) == 1
