@@ -153,12 +153,15 @@ def load_settings(params_file):
 
 #: What a run leaves in its folder (``run_files``).
 _RUN_PATTERNS = ('epoch_*.json', 'epoch_*.params', 'epoch_*.states', 'final*.params',
-                 'log.jsonl', 'curves.png')
+                 'log.jsonl', 'curves.png', 'class_weights.txt',
+                 # evaluate's results of the run's checkpoints
+                 'eval_*.json', 'eval_*_confusion.png', 'eval_*_confusion.csv')
 
 
 def run_files(run_dir):
     """Sorted names of the files in ``run_dir`` that a training run writes (checkpoints,
-    ``final.params``, ``log.jsonl``, ``curves.png``); [] for a missing folder."""
+    ``final.params``, ``log.jsonl``, ``curves.png``, ``class_weights.txt``) or that
+    ``evaluate`` writes beside them (``eval_*``); [] for a missing folder."""
     return sorted({os.path.basename(p) for pattern in _RUN_PATTERNS
                    for p in glob.glob(os.path.join(run_dir, pattern))})
 

@@ -15,7 +15,7 @@ from conftest import (NETWORK, ONE_OP, REPO, SAMPLE, SYNC_ENV, assert_close, max
                       run_isolated)
 from gluon_deeplab.heads import ASPP
 from gluon_deeplab.loss import SoftmaxCrossEntropyLoss
-from gluon_deeplab.train import build_network, main, parse_args, train_step
+from gluon_deeplab.train import build_network, claim_run_folder, main, parse_args, train_step
 
 
 def _step(ctx, data, label, loss_fn=None):
@@ -848,3 +848,17 @@ def test_reinit_classifier_with_the_decoder(tmp_path, capsys):
                  '--decoder_output_stride', '4', '--init_checkpoint', str(run / 'final.params'),
                  '--reinit_classifier', '--run_dir', str(tmp_path / 'ft')]) == 0
     assert 'except decoder.classifier.weight, decoder.classifier.bias' in capsys.readouterr().out
+
+
+def test_overwrite_deletes_the_old_runs_evaluations_too(tmp_path, capsys):
+    run = tmp_path / 'r'
+    run.mkdir()
+    old = ['final.params', 'epoch_0001.json', 'class_weights.txt',
+           'eval_final_val_os8.json', 'eval_final_val_os8_confusion.png',
+           'eval_final_val_os8_confusion.csv']
+    for name in old + ['notes.txt']:  # notes.txt: the user's, not the run's
+        (run / name).write_text('old run')
+    args = parse_args(['--dataset', 'camvid', '--run_dir', str(run), '--overwrite'])
+    claim_run_folder(args).close()
+    assert sorted(p.name for p in run.iterdir() if p.name != '.lock') == ['notes.txt']
+    assert capsys.readouterr().out.startswith('--overwrite: deleted ')
