@@ -936,8 +936,9 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
 
 def main(argv=None):
     """Command-line entry point; returns 0, 1 when training stopped (TrainingStopped,
-    message on stderr, naming the worker when there are several), or 2 for a user error
-    (``cli.run_command``: one line on stderr)."""
+    message on stderr, naming the worker when there are several), 2 for a user error
+    (``cli.run_command``: one line on stderr), or 130 when interrupted (Ctrl-C: one line
+    naming the checkpoint to resume from)."""
     return run_command(_main, argv)
 
 
@@ -950,6 +951,13 @@ def _main(argv):
         where = ' (%r)' % workers if workers.num_workers > 1 else ''
         print('error%s: %s' % (where, err), file=sys.stderr, flush=True)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: where the run stands, not a traceback
+        last = latest_checkpoint(args.run_dir)
+        print('interrupted: %s' % ('the last complete checkpoint is %s; continue with '
+                                   '--resume %s' % (last, args.run_dir) if last else
+                                   'no checkpoint was written yet in %s' % args.run_dir),
+              file=sys.stderr, flush=True)
+        return 130
     if records:
         last = records[-1]
         print('final: pixAcc %.4f mIoU %.4f' % (last['pixAcc'], last['mIoU']))

@@ -862,3 +862,18 @@ def test_overwrite_deletes_the_old_runs_evaluations_too(tmp_path, capsys):
     claim_run_folder(args).close()
     assert sorted(p.name for p in run.iterdir() if p.name != '.lock') == ['notes.txt']
     assert capsys.readouterr().out.startswith('--overwrite: deleted ')
+
+
+def test_ctrl_c_says_where_to_resume_in_one_line(tmp_path, capsys, monkeypatch):
+    import gluon_deeplab.train as train_module
+    run = tmp_path / 'r'
+    assert main(_tiny(run, '--max_iter', '1')) == 0
+    capsys.readouterr()
+
+    def interrupted(args, ctx=None, workers=None):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train_module, 'fit', interrupted)
+    assert main(_tiny(run, '--max_iter', '2', '--resume', str(run))) == 130
+    assert capsys.readouterr().err == (
+        'interrupted: the last complete checkpoint is %s; continue with --resume %s\n'
+        % (run / 'epoch_0001.json', run))
