@@ -143,7 +143,8 @@ def main(argv=None):
     parser.add_argument('--limit', type=nonnegative_int, default=0,
                         help='check only the first N samples of each split (0: all)')
     parser.add_argument('--threads', type=positive_int, default=os.cpu_count() or 1)
-    parser.add_argument('--shown', type=nonnegative_int, default=10, help='problems shown per split')
+    parser.add_argument('--shown', type=nonnegative_int, default=10,
+                        help='problems shown per split')
     args = parser.parse_args(argv)
     try:
         if args.convert:
