@@ -39,8 +39,7 @@ ONE_OP, LAYER, NETWORK = 16, 256, 2048
 def assert_close(got, want, ulps, what=''):
     """Assert max|got - want| <= ulps * F32_EPS * max|want|: equal up to float32
     rounding at the magnitude compared (arrays, NDArrays or scalars)."""
-    got = got.asnumpy() if isinstance(got, mx.nd.NDArray) else np.asarray(got)
-    want = want.asnumpy() if isinstance(want, mx.nd.NDArray) else np.asarray(want)
+    got, want = _array(got), _array(want)
     assert got.shape == want.shape, '%s: shape %s, want %s' % (what, got.shape, want.shape)
     want64 = want.astype(np.float64)
     scale = max(float(np.abs(want64).max()) if want.size else 0.0,
@@ -51,10 +50,12 @@ def assert_close(got, want, ulps, what=''):
         '%.3g (%.3g)' % (what, err, ulps, scale, ulps * F32_EPS * scale))
 
 
+def _array(a):
+    return a.asnumpy() if isinstance(a, mx.nd.NDArray) else np.asarray(a)
+
+
 def max_abs_diff(a, b):
-    a = a.asnumpy() if isinstance(a, mx.nd.NDArray) else np.asarray(a)
-    b = b.asnumpy() if isinstance(b, mx.nd.NDArray) else np.asarray(b)
-    return float(np.abs(a - b).max())
+    return float(np.abs(_array(a) - _array(b)).max())
 
 
 def run_isolated(function, timeout=180, **env):
