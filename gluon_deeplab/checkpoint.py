@@ -9,7 +9,6 @@ import fcntl
 import glob
 import json
 import os
-import pickle
 import re
 import tempfile
 
@@ -17,9 +16,12 @@ from mxnet.base import MXNetError
 
 __all__ = ['atomic_write', 'atomic_write_text', 'remove_temporary_files', 'save_checkpoint',
            'latest_checkpoint', 'load_checkpoint', 'load_settings', 'upgrade_settings',
-           'RunFolderInUse', 'lock_run_folder', 'run_files', 'unique_stem']
+           'RunFolderInUse', 'lock_run_folder', 'run_files', 'unique_stem', 'InvalidJSON', 'read_json',
+           'params_file_problem', 'non_finite_arrays', 'refuse_non_finite']
 
 _TMP_PREFIX = '.tmp-'
+#: First 8 bytes of every file ``mx.nd.save`` writes (``kMXAPINDArrayListMagic``).
+_PARAMS_MAGIC = (0x112).to_bytes(8, 'little')
 
 
 def _umask():
@@ -111,24 +113,39 @@ def latest_checkpoint(run_dir):
 def load_checkpoint(json_path, net, trainer, ctx, aux=None):
     """Load a checkpoint's network (and ``aux``'s ``.aux.params``) and optimizer state;
     returns its state dict (with at least ``epoch`` >= 1 and ``iteration`` >= 0,
-    integers). Raises ValueError naming the file and what is wrong if any of its files
-    cannot be read or the JSON lacks those keys."""
+    integers). Raises ValueError naming the checkpoint, the file that cannot be used and
+    what is wrong with it (missing, empty, truncated, not an MXNet file, invalid JSON at
+    line N, keys missing, parameters of another network)."""
     stem = json_path[:-len('.json')]
+    why = 'cannot resume from checkpoint %s: ' % json_path
     try:
-        with open(json_path) as f:
-            state = json.load(f)
-        for key, least in (('epoch', 1), ('iteration', 0)):
-            if not isinstance(state.get(key), int) or state[key] < least:
-                raise ValueError('%r must be an integer >= %d, got %r'
-                                 % (key, least, state.get(key)))
-        net.load_parameters(stem + '.params', ctx=ctx)
-        if aux is not None:
-            aux.load_parameters(stem + '.aux.params', ctx=ctx)
-        trainer.load_states(stem + '.states')
-    except (OSError, ValueError, AssertionError, MXNetError, EOFError,
-            pickle.UnpicklingError) as err:
-        raise ValueError('cannot resume from checkpoint %s: %s'
-                         % (json_path, str(err).strip().splitlines()[0]))
+        state = read_json(json_path)
+    except InvalidJSON as err:
+        raise ValueError(why + 'not valid JSON (%s)' % err.detail)
+    except OSError as err:
+        raise ValueError(why + str(err))
+    if not isinstance(state, dict):
+        raise ValueError(why + 'expected a JSON object, got %s' % type(state).__name__)
+    for key, least in (('epoch', 1), ('iteration', 0)):
+        if not isinstance(state.get(key), int) or state[key] < least:
+            raise ValueError(why + '%r must be an integer >= %d, got %r'
+                             % (key, least, state.get(key)))
+    loads = [(stem + '.params', lambda p: net.load_parameters(p, ctx=ctx))]
+    if aux is not None:
+        loads.append((stem + '.aux.params', lambda p: aux.load_parameters(p, ctx=ctx)))
+    loads.append((stem + '.states', trainer.load_states))
+    for path, load in loads:
+        if not os.path.isfile(path):
+            raise ValueError(why + '%s is missing' % path)
+        try:
+            load(path)
+        except Exception as err:  # unpickling damaged bytes can raise almost anything
+            if path.endswith('.states'):
+                problem = _states_file_problem(path)
+            else:
+                problem = params_file_problem(path) or 'parameters of another network (%s)' % (
+                    str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise ValueError(why + '%s: %s' % (path, problem))
     return state
 
 
@@ -142,13 +159,15 @@ def upgrade_settings(settings):
 
 
 def load_settings(params_file):
-    """Training settings saved beside ``params_file`` (the newest ``epoch_*.json`` of its
-    folder, ``upgrade_settings`` applied), or {} when there are none."""
-    saved = latest_checkpoint(os.path.dirname(os.path.abspath(params_file)))
-    if saved is None:
+    """Training settings saved beside ``params_file`` (those of the newest
+    ``epoch_*.json`` of its folder, ``upgrade_settings`` applied), or {} when there are
+    none. Raises ValueError naming that JSON file when it is not valid JSON."""
+    folder = os.path.dirname(os.path.abspath(params_file))
+    epochs = sorted(_checkpoint_epochs(folder))
+    if not epochs:
         return {}
-    with open(saved) as f:
-        return upgrade_settings(json.load(f).get('settings', {}))
+    return upgrade_settings(read_json(os.path.join(folder, 'epoch_%04d.json' % epochs[-1]))
+                            .get('settings', {}))
 
 
 #: What a run leaves in its folder (``run_files``).
@@ -200,3 +219,72 @@ def unique_stem(stem, suffixes, taken=()):
         n += 1
         candidate = '%s_%d' % (stem, n)
     return candidate
+
+
+class InvalidJSON(ValueError):
+    """A JSON file that does not parse: ``path``, and ``detail`` (where and why)."""
+
+    def __init__(self, path, detail):
+        super().__init__('%s is not valid JSON (%s)' % (path, detail))
+        self.path, self.detail = path, detail
+
+
+def read_json(path):
+    """The parsed JSON file ``path``. Raises InvalidJSON (a ValueError) naming the file,
+    the line and column, when it does not parse (empty, truncated, edited by hand)."""
+    with open(path) as f:
+        text = f.read()
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        raise InvalidJSON(path, 'line %d column %d: %s' % (err.lineno, err.colno, err.msg)
+                          if isinstance(err, json.JSONDecodeError) else str(err))
+
+
+def params_file_problem(path):
+    """What makes ``path`` unreadable as an MXNet parameter file: ``'empty (0 bytes)'``,
+    ``'not an MXNet parameter file'``, ``'truncated or damaged ...'``; or None when MXNet
+    reads it (a load that still fails is then a mismatch of network, not of file)."""
+    with open(path, 'rb') as f:
+        head = f.read(len(_PARAMS_MAGIC))
+    if not head:
+        return 'empty (0 bytes)'
+    if head != _PARAMS_MAGIC:
+        return 'not an MXNet parameter file (it does not start as mx.nd.save writes)'
+    try:
+        import mxnet as mx
+        mx.nd.load(path)
+    except MXNetError:
+        return ('truncated or damaged: an MXNet parameter file whose %d bytes MXNet cannot '
+                'read' % os.path.getsize(path))
+    return None
+
+
+def _states_file_problem(path):
+    """What makes ``path`` unreadable as optimizer states (``Trainer.save_states``)."""
+    if os.path.getsize(path) == 0:
+        return 'empty (0 bytes)'
+    return 'truncated or damaged (not optimizer states MXNet can read)'
+
+
+def non_finite_arrays(params):
+    """Names of the arrays of ``params`` (a dict of Parameters, as
+    ``mxnet_private.structural_params`` gives, or of NDArrays, as ``mx.nd.load`` gives)
+    holding a NaN or an infinity, sorted."""
+    import mxnet as mx
+    bad = []
+    for name, value in params.items():
+        arrays = value.list_data() if hasattr(value, 'list_data') else [value]
+        if any(not mx.nd.contrib.isfinite(a).min().asscalar() for a in arrays if a.size):
+            bad.append(name)
+    return sorted(bad)
+
+
+def refuse_non_finite(params, what):
+    """Raise ValueError naming ``what`` (a file, or the network about to be saved) when any
+    array of ``params`` is not finite: such a model predicts garbage (all one class)."""
+    bad = non_finite_arrays(params)
+    if bad:
+        raise ValueError('%s holds NaN or infinite values in %d of %d parameter arrays (%s%s): '
+                         'not a usable model' % (what, len(bad), len(params), ', '.join(bad[:3]),
+                                                 ' ...' if len(bad) > 3 else ''))

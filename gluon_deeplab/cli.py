@@ -14,18 +14,20 @@ import numpy as np
 from mxnet.base import MXNetError
 from mxnet.gluon import nn
 
-from .checkpoint import load_settings
+from .checkpoint import load_settings, params_file_problem, refuse_non_finite
 from .datasets import DATASETS
 from .deeplab import BACKBONES, get_deeplab
 from .group_norm import GroupNorm
 from .heads import HEAD_BY_NUMBER, HEADS, OS8_RATE_FACTORS
+from .mxnet_private import structural_params
 from .quantize import int8_support
 from .resnet import default_multi_grid
 
 __all__ = ['head_name', 'backbone_name', 'positive_int', 'nonnegative_int', 'positive_float',
            'nonnegative_float', 'unit_fraction', 'momentum',
            'add_network_args', 'network_from_args', 'add_inference_args', 'add_device_args',
-           'add_int8_arg', 'refuse_int8_unless_usable', 'data_dir_or_saved', 'scales',
+           'add_int8_arg', 'refuse_int8_unless_usable', 'refuse_other_classes',
+           'data_dir_or_saved', 'scales',
            'run_command', 'UserError']
 
 #: Backbone names of the original scripts -> ours.
@@ -147,6 +149,7 @@ def network_from_args(args, ctx):
     if not os.path.isfile(args.checkpoint):
         raise UserError('checkpoint not found: %s' % args.checkpoint)
     saved = load_settings(args.checkpoint)
+    given_dataset = args.dataset
     for key, default in NETWORK_DEFAULTS:
         if getattr(args, key) is None:
             setattr(args, key, saved.get(key, default))
@@ -168,6 +171,9 @@ def network_from_args(args, ctx):
         raise UserError('the number of classes of %s is unknown: it needs the training '
                         'settings beside it (dataset %s reads them from the data)'
                         % (args.checkpoint, args.dataset))
+    if given_dataset and saved.get('num_classes') and cls.NUM_CLASS:  # fixed classes
+        refuse_other_classes(args.checkpoint, args.classes, cls.CLASSES,
+                             '--dataset %s' % given_dataset)
     args.rates_at_os8 = getattr(args, 'rates_at_os8', None) or saved.get('rates_at_os8')
     net = get_deeplab(args.head, args.output_stride, args.num_classes, args.backbone,
                       multi_grid=args.multi_grid, rates_at_os8=args.rates_at_os8,
@@ -176,10 +182,33 @@ def network_from_args(args, ctx):
     try:
         net.load_parameters(args.checkpoint, ctx=ctx)
     except (AssertionError, MXNetError, ValueError) as err:
+        problem = params_file_problem(args.checkpoint)
+        if problem:
+            raise UserError('checkpoint %s is %s' % (args.checkpoint, problem))
         raise UserError('%s is not a %s network with %d classes on %s (%s)' % (
             args.checkpoint, args.head, args.num_classes, args.backbone,
             str(err).strip().splitlines()[0]))
+    refuse_non_finite(structural_params(net), 'checkpoint %s' % args.checkpoint)
     return net
+
+
+def refuse_other_classes(checkpoint, trained, wanted, source):
+    """Raise UserError unless the class names ``trained`` (the checkpoint's) and
+    ``wanted`` (those of ``source``: a data set or its flag) are the same in number and,
+    where both are known (not None), by name: scores of one model on another's classes
+    mean nothing."""
+    if len(trained) != len(wanted):
+        raise UserError('%s was trained on %d classes; %s has %d (%s): evaluate and predict '
+                        'with data of its own classes' % (checkpoint, len(trained), source,
+                                                          len(wanted), ', '.join(wanted[:4])
+                                                          + (' ...' if len(wanted) > 4 else '')))
+    differ = [(i, a, b) for i, (a, b) in enumerate(zip(trained, wanted))
+              if a is not None and b is not None and a != b]
+    if differ:
+        raise UserError('%s was trained on other classes than %s has: class %d is %r there, '
+                        '%r here%s' % (checkpoint, source, differ[0][0], differ[0][1],
+                                       differ[0][2], ' (%d classes differ)' % len(differ)
+                                       if len(differ) > 1 else ''))
 
 
 def data_dir_or_saved(args, saved):

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from .checkpoint import atomic_write_text, load_settings, unique_stem
 from .cli import (add_device_args, add_inference_args, add_int8_arg, add_network_args,
                   data_dir_or_saved, network_from_args, positive_int,
-                  refuse_int8_unless_usable, run_command)
+                  refuse_int8_unless_usable, refuse_other_classes, run_command)
 from .datasets import DATASETS, get_dataset
 from .devices import parse_contexts
 from .fusion import hybridize_for_inference
@@ -123,6 +123,8 @@ def _main(argv):
     if cls.SLIDING_WINDOW and args.window is None and saved.get('crop_size'):
         args.window = saved['crop_size']  # large images: windows of the training crop
     dataset = get_dataset(args.dataset, args.data_dir, args.split, EvalTransform())
+    refuse_other_classes(args.checkpoint, args.classes, dataset.classes,
+                         'the %s data in %s' % (args.dataset, args.data_dir))
     loader = gluon.data.DataLoader(dataset, batch_size=1, num_workers=args.workers)
     metric = evaluate(net, loader, ctx, args.num_classes, args.scales, args.flip, args.window,
                       args.stride, progress=not args.no_progress)

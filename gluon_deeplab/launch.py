@@ -14,10 +14,13 @@ password prompt) in this folder's path; without ``-H`` everything runs here. Eac
 process binds to its host's address as given (``DMLC_NODE_HOST``), so a job on one
 machine stays on the loopback interface. When any process exits with an error or is
 killed, the launcher stops all the others and exits with status 1 naming it; the same
-after ``--timeout`` seconds. This replaces MXNet's bundled ``tools/launch.py``, which
-fails on Python 3.11 (``Thread.isAlive``) and picks a non-loopback address itself.
+after ``--timeout`` seconds. If the launcher itself is killed (even by SIGKILL), every
+process it started gets SIGTERM (Linux's parent-death signal). This replaces MXNet's
+bundled ``tools/launch.py``, which fails on Python 3.11 (``Thread.isAlive``) and picks
+a non-loopback address itself.
 """
 import argparse
+import ctypes
 import os
 import shlex
 import signal
@@ -101,17 +104,38 @@ def plan(command, num_workers, num_servers=None, hosts=None, host='127.0.0.1', p
     return nodes
 
 
+_PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal a process gets when its parent dies
+
+
+def _end_with_parent(launcher_pid):
+    """Run in each node's process between fork and exec (Linux): SIGTERM when the
+    launcher dies, even by SIGKILL, which leaves it no chance to stop the job itself. An
+    ssh node then ends its remote command by hanging up. Elsewhere: nothing."""
+    def arm():
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != launcher_pid:  # it died before the signal was armed
+            os.kill(os.getpid(), signal.SIGTERM)
+    return arm if sys.platform.startswith('linux') else None
+
+
 def _start(node, ssh):
+    arm = _end_with_parent(os.getpid())
     if node.host is None:
         node.proc = subprocess.Popen(node.command, env=dict(os.environ, **node.env),
-                                     start_new_session=True)  # its own process group
+                                     start_new_session=True,  # its own process group
+                                     preexec_fn=arm)
     else:
         remote = 'cd %s && env %s %s' % (
             shlex.quote(os.getcwd()),
             ' '.join('%s=%s' % (k, shlex.quote(v)) for k, v in sorted(node.env.items())),
             ' '.join(shlex.quote(c) for c in node.command))
         node.proc = subprocess.Popen(shlex.split(ssh) + [node.host, remote],
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=arm)
 
 
 def _stop(nodes, grace=5.0):

@@ -32,8 +32,9 @@ from mxnet.base import MXNetError
 from mxnet.gluon.contrib.nn import SyncBatchNorm
 from tqdm import tqdm
 
-from .checkpoint import (atomic_write, atomic_write_text, latest_checkpoint, load_checkpoint,
-                         load_settings, lock_run_folder, remove_temporary_files, run_files,
+from .checkpoint import (InvalidJSON, atomic_write, atomic_write_text, latest_checkpoint,
+                         load_checkpoint, load_settings, lock_run_folder, params_file_problem,
+                         read_json, refuse_non_finite, remove_temporary_files, run_files,
                          save_checkpoint, upgrade_settings)
 from .aux_head import AuxHead, WithAuxHead
 from .class_weights import format_class_weights, median_frequency_weights, read_class_weights
@@ -61,7 +62,7 @@ __all__ = ['parse_args', 'check_same_network', 'train_step', 'weighted_loss', 'T
            'NonFiniteLoss', 'DataWorkerDied', 'stop_if_a_data_worker_dies', 'load_data',
            'epoch_batches', 'build_network', 'training_network', 'make_trainer',
            'claim_run_folder', 'resume_or_start', 'train_one_epoch', 'precise_statistics',
-           'validate', 'log_and_checkpoint', 'fit', 'main']
+           'stop_unless_finite', 'validate', 'log_and_checkpoint', 'fit', 'main']
 
 
 def multi_grid(text):
@@ -78,6 +79,52 @@ def multi_grid(text):
 def resume_folder(resume):
     """The run folder of ``--resume`` (a folder, or a checkpoint ``.json`` in one)."""
     return os.path.dirname(resume) if resume.endswith('.json') else resume
+
+
+#: Flags that say where and how a run runs, not what it computes: never taken from the
+#: resumed checkpoint.
+RUNTIME_FLAGS = {'gpus', 'workers', 'no_progress', 'debug', 'kvstore', 'run_dir', 'resume',
+                 'overwrite', 'backbone_params', 'init_checkpoint'}
+#: Settings a resumed run takes from its checkpoint unless the command line changes them
+#: (``--max_iter`` / ``--train_epochs`` change its length: ``resume_or_start`` says so).
+CHANGEABLE_ON_RESUME = {'data_dir', 'skip_bad_samples', 'allow_overlap', 'nan_policy',
+                        'max_iter', 'train_epochs'}
+
+
+def take_run_settings(args, given):
+    """``--resume``: set the settings of ``args`` not in ``given`` (the flags on the
+    command line) to the resumed checkpoint's, except ``RUNTIME_FLAGS`` (and the run's
+    length when ``--max_iter`` or ``--train_epochs`` is given). Raises ValueError naming
+    the checkpoint and each flag of ``given`` that contradicts it, other than
+    ``CHANGEABLE_ON_RESUME``. Does nothing when there is no checkpoint to resume
+    (``resume_or_start`` says so)."""
+    ckpt = args.resume if args.resume.endswith('.json') else (
+        os.path.isdir(args.resume) and latest_checkpoint(args.resume))
+    if not ckpt or not os.path.isfile(ckpt):
+        return
+    try:
+        saved = read_json(ckpt)
+    except InvalidJSON as err:
+        raise ValueError('cannot resume from checkpoint %s: not valid JSON (%s)'
+                         % (ckpt, err.detail))
+    saved = upgrade_settings(saved.get('settings', {}) if isinstance(saved, dict) else {})
+
+    def plain(value):
+        return tuple(value) if isinstance(value, list) else value
+    length_given = given & {'max_iter', 'train_epochs'}
+    clashes = []
+    for key, value in sorted(saved.items()):
+        if key not in vars(args) or key in RUNTIME_FLAGS or (
+                length_given and key in ('max_iter', 'train_epochs')):
+            continue
+        if key not in given:
+            setattr(args, key, plain(value))
+        elif key not in CHANGEABLE_ON_RESUME and plain(value) != plain(getattr(args, key)):
+            clashes.append('--%s %s (the run has %s)' % (key, getattr(args, key), value))
+    if clashes:
+        raise ValueError('--resume %s: %s; a resumed run keeps the settings of its checkpoint '
+                         '%s: drop those flags, or start another run (--run_dir)'
+                         % (args.resume, ', '.join(clashes), ckpt))
 
 
 def parse_args(argv=None):
@@ -196,6 +243,10 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.resume in ('-1', ''):
         args.resume = None
+    if args.resume:
+        unset = object()
+        given = p.parse_args(argv, argparse.Namespace(**{k: unset for k in vars(args)}))
+        take_run_settings(args, {k for k, v in vars(given).items() if v is not unset})
     if args.max_iter is None and args.train_epochs is None:
         args.max_iter = 30000
     if args.run_dir is None and args.resume:  # continue the run where it is
@@ -406,7 +457,8 @@ def build_network(args, ctx, num_classes=None):
     from scratch), hybridized, every parameter shaped. Raises ValueError when
     ``--init_checkpoint`` was trained with another head, class count or backbone (with
     ``--reinit_classifier`` another class count is allowed: every parameter but the
-    classifier's is loaded)."""
+    classifier's is loaded), is damaged (``checkpoint.params_file_problem``) or holds NaN
+    or infinite values."""
     num_classes = num_classes or DATASETS[args.dataset].NUM_CLASS
     net = get_deeplab(args.head, args.output_stride, num_classes, args.backbone,
                       backbone_params=args.backbone_params,
@@ -433,6 +485,10 @@ def build_network(args, ctx, num_classes=None):
             else:
                 net.load_parameters(args.init_checkpoint, ctx=ctx)
         except (AssertionError, ValueError, OSError, MXNetError) as err:
+            problem = os.path.isfile(args.init_checkpoint) and params_file_problem(
+                args.init_checkpoint)
+            if problem:
+                raise ValueError('--init_checkpoint %s is %s' % (args.init_checkpoint, problem))
             raise ValueError('%s does not fit a %s network with %d classes on %s: %s'
                              % (args.init_checkpoint, args.head, num_classes,
                                 args.backbone, str(err).strip().splitlines()[0]))
@@ -443,6 +499,8 @@ def build_network(args, ctx, num_classes=None):
     net.collect_params('.*gamma|.*beta|.*bias').setattr('wd_mult', 0.0)
     with autograd.predict_mode():  # one small forward pass gives every parameter its shape
         net(mx.nd.zeros((1, 3, 32, 32), ctx=ctx[0])).wait_to_read()  # (layers name errors)
+    if args.init_checkpoint:  # (a re-initialised classifier has its shape now)
+        refuse_non_finite(structural_params(net), '--init_checkpoint %s' % args.init_checkpoint)
     net.hybridize(static_alloc=True)
     return net
 
@@ -670,9 +728,11 @@ def resume_or_start(args, net, trainer, ctx, workers, max_iter, epochs, dataset=
         raise ValueError('--resume %s: its folder has a newer checkpoint, %s; resume that '
                          'one (give the folder)' % (ckpt, newest))
     try:
-        with open(ckpt) as f:
-            saved = json.load(f).get('settings', {})
-    except (OSError, ValueError) as err:
+        saved = read_json(ckpt).get('settings', {})
+    except InvalidJSON as err:
+        raise ValueError('cannot resume from checkpoint %s: not valid JSON (%s)'
+                         % (ckpt, err.detail))
+    except (OSError, AttributeError) as err:
         raise ValueError('cannot resume from checkpoint %s: %s' % (ckpt, err))
     check_same_network(saved, _settings(args, dataset), ckpt)
     state = load_checkpoint(ckpt, net, trainer, ctx, aux)
@@ -689,7 +749,10 @@ def resume_or_start(args, net, trainer, ctx, workers, max_iter, epochs, dataset=
         print('resumed from %s: epoch %d, iteration %d%s'
               % (ckpt, state['epoch'], state['iteration'],
                  '; the run had already finished' if state['iteration'] == max_iter
-                 or state['epoch'] == epochs else ''))
+                 or (args.train_epochs and state['epoch'] == epochs) else ''))
+        if state.get('max_iter') not in (None, max_iter):
+            print('the run is now %d iterations long (%d when it was saved); the poly '
+                  'learning rate follows the new length' % (max_iter, state['max_iter']))
     return state['epoch'] + 1, state['iteration'], records
 
 
@@ -737,6 +800,26 @@ def train_one_epoch(net, trainer, loss_fn, batches, ctx, lr_at, iteration, max_i
             progress.update()
     return {'loss': float(loss_sum.asscalar()) / max(steps, 1), 'steps': steps,
             'skipped': skipped, 'iteration': iteration, 'lr': lr}
+
+
+def last_checkpoint(run_dir):
+    """Where a stopped run stands: 'the last complete checkpoint is <json>', or 'no
+    checkpoint was written yet in <run_dir>'."""
+    last = latest_checkpoint(run_dir)
+    return ('the last complete checkpoint is %s' % last if last else
+            'no checkpoint was written yet in %s' % run_dir)
+
+
+def stop_unless_finite(net, at, run_dir):
+    """Raise TrainingStopped naming the last complete checkpoint of ``run_dir`` when a
+    parameter or BatchNorm statistic of ``net`` is NaN or infinite (with ``--nan_policy
+    skip`` the loss can stay finite while the weights diverge): such a network is never
+    saved."""
+    try:
+        refuse_non_finite(structural_params(net), 'the network after %s' % at.strip())
+    except ValueError as err:
+        raise TrainingStopped('%s\nstopped without saving it; %s (a lower '
+                              '--initial_learning_rate may help)' % (err, last_checkpoint(run_dir)))
 
 
 def validate(net, val_set, ctx, workers=0, progress=True):
@@ -843,9 +926,13 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
     trainer = make_trainer(args, train_net, workers)
     start_epoch, iteration, records = resume_or_start(args, net, trainer, ctx, workers,
                                                       max_iter, epochs, train_set, aux)
+    if not args.train_epochs:  # measured in iterations: an extended run's last epoch too
+        epochs = max(epochs, start_epoch - 1 + -(-(max_iter - iteration) // iters_per_epoch))
     workers.start(trainer, train_net.collect_params().values())
     for dataset in (train_set, val_set):
         say(dataset.describe())
+        for notice in dataset.notices:
+            say('notice: %s' % notice, file=sys.stderr)
     say('%s: %d train / %d val images, %d iterations/epoch, %d iterations, %d epochs, '
         'head %s, output stride %d, devices %s%s'
         % (args.dataset, len(train_set), len(val_set), iters_per_epoch, max_iter, epochs,
@@ -889,13 +976,12 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
                                        lr_at, iteration, max_iter, args.nan_policy, workers,
                                        bar, say, at, args.grad_accum)
         except NonFiniteLoss as err:
-            raise TrainingStopped('non-finite loss at %s\nstopped; the last complete '
-                                  'checkpoint is %s (--nan_policy skip skips such batches)'
-                                  % (err, latest_checkpoint(args.run_dir)))
+            raise TrainingStopped('non-finite loss at %s\nstopped; %s (--nan_policy skip skips '
+                                  'such batches)' % (err, last_checkpoint(args.run_dir)))
         except (TrainingStopped, DataWorkerDied) as err:
-            raise TrainingStopped('%s%s\nstopped; the last complete checkpoint is %s'
+            raise TrainingStopped('%s%s\nstopped; %s'
                                   % (at if isinstance(err, DataWorkerDied) else '', err,
-                                     latest_checkpoint(args.run_dir)))
+                                     last_checkpoint(args.run_dir)))
         finally:
             bar.close()
         iteration = done['iteration']
@@ -905,12 +991,13 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
         try:
             if args.precise_bn and not args.freeze_batch_norm:  # every worker alike
                 precise_statistics(args, net, train_set, ctx, epoch, args.workers)
+            stop_unless_finite(train_net, at, args.run_dir)  # every worker alike
             if not root:
                 continue
             metric = validate(net, val_set, ctx, args.workers, progress=not args.no_progress)
         except DataWorkerDied as err:
-            raise TrainingStopped('%s(validation) %s\nstopped; the last complete checkpoint '
-                                  'is %s' % (at, err, latest_checkpoint(args.run_dir)))
+            raise TrainingStopped('%s(validation) %s\nstopped; %s'
+                                  % (at, err, last_checkpoint(args.run_dir)))
         pix_acc, miou = metric.get()
         record = {'epoch': epoch, 'phase': args.phase, 'iteration': iteration,
                   'lr': done['lr'], 'loss': done['loss'], 'pixAcc': pix_acc, 'mIoU': miou,
@@ -952,10 +1039,8 @@ def _main(argv):
         print('error%s: %s' % (where, err), file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:  # Ctrl-C: where the run stands, not a traceback
-        last = latest_checkpoint(args.run_dir)
-        print('interrupted: %s' % ('the last complete checkpoint is %s; continue with '
-                                   '--resume %s' % (last, args.run_dir) if last else
-                                   'no checkpoint was written yet in %s' % args.run_dir),
+        print('interrupted: %s%s' % (last_checkpoint(args.run_dir), '; continue with --resume %s'
+                                     % args.run_dir if latest_checkpoint(args.run_dir) else ''),
               file=sys.stderr, flush=True)
         return 130
     if records:

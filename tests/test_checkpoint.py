@@ -65,3 +65,49 @@ def test_network_differences_are_named():
         check_same_network(saved, dict(saved, backbone='resnet101_v2'), 'x')
     with pytest.raises(ValueError, match="backbone 'resnet50_v2' there, 'resnet101_v2'"):
         check_same_network(saved, dict(saved, base_architecture='resnet101_v2'), 'x')
+
+
+# --- a damaged file is named with what is wrong with it ---------------------------------
+
+def test_params_file_problems_are_told_apart(tmp_path):
+    import mxnet as mx
+    from gluon_deeplab.checkpoint import params_file_problem
+    good = str(tmp_path / 'good.params')
+    mx.nd.save(good, {'arg:w': mx.nd.ones((64, 64))})
+    data = open(good, 'rb').read()
+    cases = {'empty.params': b'', 'text.params': b'{"not": "params"}\n',
+             'cut.params': data[:len(data) // 2]}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+    assert params_file_problem(good) is None
+    assert params_file_problem(str(tmp_path / 'empty.params')) == 'empty (0 bytes)'
+    assert params_file_problem(str(tmp_path / 'text.params')).startswith(
+        'not an MXNet parameter file')
+    assert params_file_problem(str(tmp_path / 'cut.params')).startswith(
+        'truncated or damaged')
+
+
+def test_invalid_json_is_named_with_its_line(tmp_path):
+    from gluon_deeplab.checkpoint import read_json
+    path = tmp_path / 'epoch_0001.json'
+    path.write_text('{\n "epoch": 1\n "iteration": 3\n}\n')
+    with pytest.raises(ValueError, match=r"epoch_0001.json is not valid JSON \(line 3 column 2: "
+                                         r"Expecting ',' delimiter\)"):
+        read_json(str(path))
+
+
+def test_settings_are_read_from_the_json_even_without_its_params(tmp_path):
+    """A folder holding final.params and epoch_0001.json (its .params deleted to save
+    room): the settings are still there."""
+    from gluon_deeplab.checkpoint import load_settings
+    (tmp_path / 'final.params').write_bytes(b'')
+    (tmp_path / 'epoch_0001.json').write_text('{"epoch": 1, "settings": {"head": "vortex"}}')
+    assert load_settings(str(tmp_path / 'final.params')) == {'head': 'vortex'}
+
+
+def test_non_finite_arrays_are_found_by_name():
+    import mxnet as mx
+    from gluon_deeplab.checkpoint import non_finite_arrays
+    arrays = {'a': mx.nd.ones((3, 3)), 'b': mx.nd.array([1, float('inf')]),
+              'c': mx.nd.array([[float('nan')]]), 'd': mx.nd.array([-3.4e38, 3.4e38])}
+    assert non_finite_arrays(arrays) == ['b', 'c']

@@ -63,3 +63,58 @@ def test_overlap_is_refused_with_examples(tmp_path):
     with pytest.raises(ValueError, match=r'2 images of the training list .* e\.g\. 0016E5'):
         check_overlap(train, val)
     assert len(check_overlap(train, val, allow=True)) == 2
+
+
+def _binary_masks(root, classes):
+    """A folder data set of two 8 x 8 samples whose masks mark the foreground with 255."""
+    for split in ('train', 'val'):
+        (root / 'images' / split).mkdir(parents=True)
+        (root / 'masks' / split).mkdir(parents=True)
+        for stem in ('a', 'b'):
+            Image.fromarray(np.full((8, 8, 3), 90, np.uint8)).save(
+                root / 'images' / split / (stem + '.jpg'))
+            mask = np.zeros((8, 8), np.uint8)
+            mask[2:5, 1:6] = 255
+            Image.fromarray(mask).save(root / 'masks' / split / (stem + '.png'))
+    (root / 'classes.txt').write_text(classes)
+    return str(root)
+
+
+def test_binary_masks_are_refused_with_the_fix_and_read_with_mask_values(tmp_path):
+    from gluon_deeplab.datasets import FolderSegmentation
+    from gluon_deeplab.datasets.prepare import main as prepare
+    root = _binary_masks(tmp_path / 'data', 'background\nroad\n')
+    with pytest.raises(ValueError) as err:
+        drop_bad_samples(FolderSegmentation(root, 'train'), skip=False)
+    assert str(err.value) == (
+        "the masks of %s (train split) hold only the values 0 and 255, and 255 is the ignore "
+        "label: class 'road' would never be learned. If 255 marks 'road' in your masks, give "
+        'each class its mask value in %s/classes.txt: "0: background" and "255: road"'
+        % (root, root))
+    assert prepare(['folder', root]) == 1
+    (tmp_path / 'data' / 'classes.txt').write_text('0: background\n255: road 128 64 128\n')
+    train = FolderSegmentation(root, 'train')
+    assert drop_bad_samples(train, skip=False) == []
+    want = np.zeros((8, 8), np.uint8)
+    want[2:5, 1:6] = 1
+    assert (train[0][1] == want).all() and tuple(train.palette[1]) == (128, 64, 128)
+    assert prepare(['folder', root]) == 0
+
+
+def test_a_class_no_training_mask_holds_is_refused(tmp_path):
+    from gluon_deeplab.datasets import FolderSegmentation
+    root = _binary_masks(tmp_path / 'data', '0: background\n255: road\n7: car\n')
+    with pytest.raises(ValueError, match=r"no mask of the train split of .* holds class 'car' "
+                                         r"of .*classes.txt: it would never be learned"):
+        drop_bad_samples(FolderSegmentation(root, 'train'), skip=False)
+    assert drop_bad_samples(FolderSegmentation(root, 'val'), skip=False) == []  # val may
+    (tmp_path / 'data' / 'classes.txt').write_text('0: background\nroad\n')
+    with pytest.raises(ValueError, match='gives a mask value .* for some classes only'):
+        FolderSegmentation(root, 'train')
+    (tmp_path / 'data' / 'classes.txt').write_text('0: background\n255: road\n')
+    mask = np.zeros((8, 8), np.uint8)
+    mask[0, 0] = 3
+    Image.fromarray(mask).save(tmp_path / 'data' / 'masks' / 'train' / 'b.png')
+    with pytest.raises(ValueError, match=r'b.png has values \[3\], which .*classes.txt does not '
+                                         r'list \(values: 0, 255\)'):
+        FolderSegmentation(root, 'train').load(1)

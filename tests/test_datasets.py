@@ -263,3 +263,27 @@ def test_prepare_refuses_negative_counts_in_one_line(flag, value, capsys):
         prepare.main(['camvid', SAMPLE, flag, value])
     assert stop.value.code == 2
     assert 'argument %s: expected an integer' % flag in capsys.readouterr().err
+
+
+def test_unknown_bytes_and_huge_images_are_named_in_one_line(tmp_path, monkeypatch, capsys):
+    """Random bytes name the file (not a decoder's stream object); an image over Pillow's
+    pixel limit (its guard against decompression bombs) is a bad sample named with the
+    limit, in the start-up check of train and in prepare, not a traceback."""
+    from gluon_deeplab.datasets import prepare
+    from gluon_deeplab.datasets.base import read_image
+    from gluon_deeplab.datasets.checks import drop_bad_samples
+    (tmp_path / 'noise.jpg').write_bytes(np.random.default_rng(1).bytes(3000))
+    with pytest.raises(ValueError) as err:
+        read_image(str(tmp_path / 'noise.jpg'))
+    assert str(err.value) == ('cannot read image %s: not an image Pillow can read (unknown '
+                              'format, 3000 bytes)' % (tmp_path / 'noise.jpg'))
+    root = _camvid(tmp_path / 'data', [np.zeros((6, 8))] * 2, size=(6, 8))
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 10)  # 48-pixel images: "bombs"
+    limit = ('cannot read image %s: 48 pixels, more than Pillow decodes (20: its guard against '
+             'decompression bombs; raise PIL.Image.MAX_IMAGE_PIXELS if the file is trusted)'
+             % os.path.join(root, 'train', '0.png'))
+    with pytest.raises(ValueError) as err:
+        drop_bad_samples(CamVidSegmentation(root), skip=False)
+    assert '  ' + limit in str(err.value).splitlines()
+    assert prepare.main(['camvid', root, '--splits', 'train']) == 1
+    assert '    ' + limit in capsys.readouterr().out.splitlines()

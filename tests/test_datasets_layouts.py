@@ -1,5 +1,6 @@
 """Data as users have it: the VOC + SBD layouts, Cityscapes, any folder, prepare."""
 import os
+import re
 import warnings
 
 import numpy as np
@@ -175,13 +176,37 @@ def test_todays_layout_computes_train_aug_from_sbd_cls_without_lists(tmp_path):
     assert _ids(VOCAugSegmentation(str(tmp_path), 'val')) == VOC_VAL
 
 
-def test_voc_without_sbd_falls_back_to_voc_train_with_a_warning(tmp_path):
+def test_voc_without_sbd_falls_back_to_voc_train_with_a_notice(tmp_path, recwarn):
     _voc(tmp_path / 'VOCdevkit' / 'VOC2012')
-    with pytest.warns(UserWarning, match=r'no SBD labels found \(looked for .*VOCaug.*'
-                                         r'benchmark_RELEASE.*falls back to VOC 2012 train, 3'):
-        ds = VOCAugSegmentation(str(tmp_path), 'train_aug')
+    ds = VOCAugSegmentation(str(tmp_path), 'train_aug')
+    assert len(ds.notices) == 1 and re.match(
+        r'no SBD labels found \(looked for .*VOCaug.*benchmark_RELEASE.*falls back to VOC 2012 '
+        r'train, 3 ids, not the 10,582', ds.notices[0]), ds.notices
+    assert not recwarn.list  # a notice in the start-up summary, not a Python warning
     assert _ids(ds) == VOC_TRAIN
     assert 'VOC 2012 only' in ds.layout.name
+
+
+def test_sbd_beside_voc_one_folder_down_is_found(tmp_path):
+    """VOCaug moved into VOCdevkit/ beside VOC2012/, --data_dir the folder above: the
+    root's VOCdevkit/VOC2012 matches, and SBD is still found (not VOC 2012 only)."""
+    _voc(tmp_path / 'VOCdevkit' / 'VOC2012')
+    _sbd(tmp_path / 'VOCdevkit' / 'VOCaug' / 'dataset')
+    ds = VOCAugSegmentation(str(tmp_path), 'train_aug')
+    assert _ids(ds) == TRAIN_AUG and ds.notices == []
+    assert ds.layout.sbd == str(tmp_path / 'VOCdevkit' / 'VOCaug' / 'dataset')
+
+
+def test_sbd_deeper_than_the_layouts_is_refused_naming_both(tmp_path):
+    _voc(tmp_path / 'VOC2012')
+    _sbd(tmp_path / 'downloads' / 'sbd' / 'benchmark_RELEASE' / 'dataset')
+    with pytest.raises(FileNotFoundError) as err:
+        VOCAugSegmentation(str(tmp_path), 'train_aug')
+    deeper = tmp_path / 'downloads' / 'sbd' / 'benchmark_RELEASE' / 'dataset'
+    assert str(err.value) == (
+        "found VOC 2012 in %s and SBD's labels in %s, deeper than voc_aug looks for them; move "
+        "%s to %s (or give --data_dir the folder holding both), or train_aug would be VOC 2012 "
+        "train only" % (tmp_path / 'VOC2012', deeper / 'cls', deeper, tmp_path / 'SBD'))
 
 
 def test_sbd_without_voc_and_no_data_are_errors_listing_where_looked(tmp_path):

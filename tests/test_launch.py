@@ -131,3 +131,39 @@ def test_sigterm_to_the_launcher_stops_every_process_of_the_job(tmp_path):
     time.sleep(1)
     alive = [p for p in children + pids.read_text().split() if os.path.exists('/proc/' + p)]
     assert not alive
+
+
+def _running(pid):
+    """Whether process ``pid`` exists and is not a zombie (an ended process not yet reaped:
+    in a container, nothing may reap the launcher's orphans)."""
+    try:
+        with open('/proc/%s/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith('linux'),
+                    reason='the parent-death signal is Linux\'s prctl(PR_SET_PDEATHSIG)')
+def test_sigkill_of_the_launcher_still_ends_every_process_of_the_job(tmp_path):
+    """kill -9 leaves the launcher no chance to stop the job: its processes, each in its
+    own session, must notice on their own."""
+    pids = tmp_path / 'pids'
+    worker = ('import os, time\nopen(%r, "a").write("%%d\\n" %% os.getpid())\ntime.sleep(600)'
+              % str(pids))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get('PYTHONPATH', '')]))
+    proc = subprocess.Popen([sys.executable, '-m', 'gluon_deeplab.launch', '-n', '2', '--',
+                             sys.executable, '-c', worker], cwd=TESTS, env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(pids.read_text().split() if pids.exists() else []) < 2:
+        time.sleep(0.2)
+    children = subprocess.run(['pgrep', '-P', str(proc.pid)], capture_output=True,
+                              text=True).stdout.split()
+    assert len(children) == 4  # scheduler, server, 2 workers
+    proc.kill()
+    proc.wait(timeout=10)
+    deadline = time.time() + 30
+    while time.time() < deadline and any(map(_running, children)):
+        time.sleep(0.2)
+    assert not [p for p in children if _running(p)]

@@ -105,3 +105,20 @@ def test_output_dir_that_is_a_file_and_a_list_naming_a_missing_image(camvid_chec
     said = capsys.readouterr()
     assert 'gone.png' in said.out and '(%s line 2)' % (tmp_path / 'list.txt') in said.out
     assert sorted(os.listdir(tmp_path / 'o')) == ['a.png', 'a_overlay.png']
+
+
+def test_an_image_over_pillows_pixel_limit_is_skipped_like_other_unreadable_ones(
+        camvid_checkpoint, tmp_path, monkeypatch, capsys):
+    _, ckpt = camvid_checkpoint
+    images = tmp_path / 'images'
+    images.mkdir()
+    Image.fromarray(np.full((40, 40, 3), 90, np.uint8)).save(images / 'huge.png')
+    Image.fromarray(np.full((12, 10, 3), 90, np.uint8)).save(images / 'small.png')
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 500)  # 1,600 pixels: over twice that
+    assert main([str(images), '--checkpoint', ckpt, '--dataset', 'camvid', '--head', 'aspp',
+                 '--output_dir', str(tmp_path / 'out'), '--no_progress']) == 1
+    said = capsys.readouterr()
+    assert 'skipped: cannot read image %s: 1600 pixels, more than Pillow decodes (1000' % (
+        images / 'huge.png') in said.out
+    assert 'Traceback' not in said.err
+    assert sorted(os.listdir(tmp_path / 'out')) == ['small.png', 'small_overlay.png']

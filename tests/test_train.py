@@ -623,6 +623,7 @@ def test_broken_checkpoints_are_named_never_resumed_into_nothing(tmp_path, capsy
         err = capsys.readouterr().err
         assert err.count('\n') == 1, err  # one line, no traceback
         return err
+    params_cut = (run / 'epoch_0002.params').read_bytes()[:5000]
     states = (run / 'epoch_0002.states').read_bytes()
     (run / 'epoch_0002.states').write_bytes(states[:len(states) // 2])
     assert 'cannot resume from checkpoint %s/epoch_0002.json' % run in resume_error()
@@ -634,14 +635,30 @@ def test_broken_checkpoints_are_named_never_resumed_into_nothing(tmp_path, capsy
     assert 'it is at epoch 9, iteration 12, past this run\'s end (3 epochs' in resume_error()
     (run / 'epoch_0002.json').write_text(meta[:-20])
     assert 'cannot resume from checkpoint %s/epoch_0002.json' % run in resume_error()
+    (run / 'epoch_0002.json').write_text(meta.replace('\n', ',\n', 1))
+    assert resume_error() == ('error: cannot resume from checkpoint %s/epoch_0002.json: not '
+                              'valid JSON (line 1 column 2: Expecting property name enclosed '
+                              'in double quotes)\n' % run)
     (run / 'epoch_0002.json').write_text(meta)
+    for name, damage, problem in (
+            ('epoch_0002.params', b'', 'empty (0 bytes)'),
+            ('epoch_0002.params', b'PK\x03\x04 a zip', 'not an MXNet parameter file'),
+            ('epoch_0002.params', params_cut, 'truncated or damaged'),
+            ('epoch_0002.states', b'', 'empty (0 bytes)')):
+        whole = (run / name).read_bytes()
+        (run / name).write_bytes(damage)
+        assert resume_error().startswith('error: cannot resume from checkpoint %s: %s: %s'
+                                         % (run / 'epoch_0002.json', run / name, problem))
+        (run / name).write_bytes(whole)
     assert main(_tiny(tmp_path / 'b', '--init_checkpoint', str(run), '--max_iter', '1')) == 2
     assert 'is a folder; give a .params file in it' in capsys.readouterr().err
     params = (run / 'final.params').read_bytes()
     (tmp_path / 'cut.params').write_bytes(params[:1000])
     assert main(_tiny(tmp_path / 'c', '--init_checkpoint', str(tmp_path / 'cut.params'),
                       '--max_iter', '1')) == 2
-    assert 'cut.params does not fit a aspp network' in capsys.readouterr().err
+    assert capsys.readouterr().err == ('error: --init_checkpoint %s is truncated or damaged: '
+                                       'an MXNet parameter file whose 1000 bytes MXNet cannot '
+                                       'read\n' % (tmp_path / 'cut.params'))
     # files follow the umask like any other output (not mkstemp's 0600)
     assert (run / 'final.params').stat().st_mode & 0o777 == 0o666 & ~_umask()
     assert (run / 'epoch_0002.json').stat().st_mode & 0o777 == 0o666 & ~_umask()
@@ -877,3 +894,42 @@ def test_ctrl_c_says_where_to_resume_in_one_line(tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().err == (
         'interrupted: the last complete checkpoint is %s; continue with --resume %s\n'
         % (run / 'epoch_0001.json', run))
+
+
+@pytest.mark.slow
+def test_a_diverged_network_is_never_saved(tmp_path, capsys):
+    """--nan_policy skip with a learning rate that blows the weights up: the loss of each
+    batch may be skipped, but the network is not written, and the run says so."""
+    run = tmp_path / 'run'
+    assert main(_tiny(run, '--max_iter', '4', '--initial_learning_rate', '1e8',
+                      '--nan_policy', 'skip', '--backbone', 'resnet18_v2')) == 1
+    err = capsys.readouterr().err
+    assert re.search(r'error: the network after phase 1 epoch 1 holds NaN or infinite values '
+                     r'in \d+ of 128 parameter arrays', err), err
+    assert 'stopped without saving it; no checkpoint was written yet in %s' % run in err
+    assert not [f for f in os.listdir(run) if f.endswith('.params')]
+
+
+@pytest.mark.slow
+def test_resume_takes_the_runs_settings_and_refuses_contradicting_flags(tmp_path, capsys):
+    run = tmp_path / 'run'
+    assert main(_tiny(run, '--max_iter', '2', '--seed', '5', '--initial_learning_rate',
+                      '0.003')) == 0
+    capsys.readouterr()
+    args = parse_args(_tiny(run, '--resume', str(run)))
+    assert (args.seed, args.crop_size, args.initial_learning_rate, args.max_iter) == (
+        5, 32, 0.003, 2)
+    assert main(_tiny(run, '--resume', str(run), '--batch_size', '4', '--crop_size', '48',
+                      '--seed', '5', '--initial_learning_rate', '0.1')) == 2
+    err = capsys.readouterr().err
+    assert err == ('error: --resume %s: --crop_size 48 (the run has 32), '
+                   '--initial_learning_rate 0.1 (the run has 0.003); a resumed run keeps the '
+                   'settings of its checkpoint %s: drop those flags, or start another run '
+                   '(--run_dir)\n' % (run, run / 'epoch_0001.json'))
+    # a longer run is an extension: its second epoch trains iterations 3 and 4
+    assert main(_tiny(run, '--resume', str(run), '--max_iter', '4')) == 0
+    out = capsys.readouterr().out
+    assert 'the run is now 4 iterations long (2 when it was saved)' in out
+    assert [(r['epoch'], r['iteration']) for r in _log(run)] == [(1, 2), (2, 4)]
+    with open(run / 'epoch_0002.json') as f:
+        assert json.load(f)['settings']['seed'] == 5

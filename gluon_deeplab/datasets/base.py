@@ -2,6 +2,7 @@
 import contextlib
 import io
 import os
+import re
 import warnings
 
 import numpy as np
@@ -49,8 +50,17 @@ def _decode(path, what):
         if os.path.isdir(path):
             raise ValueError('%s %s is a folder; expected a file' % (what, path))
         raise
-    with Image.open(_EndWatch(data)) as img:
-        img.verify()  # PNG: every chunk's CRC up to IEND; other formats: nothing
+    try:
+        with Image.open(_EndWatch(data)) as img:
+            img.verify()  # PNG: every chunk's CRC up to IEND; other formats: nothing
+    except Image.UnidentifiedImageError:  # its message names the stream, not the file
+        raise OSError('not an image Pillow can read (unknown format, %d bytes)' % len(data))
+    except Image.DecompressionBombError as err:  # Pillow's guard against huge images
+        size = re.search(r'\((\d+) pixels\)', str(err))
+        raise ValueError('%s pixels, more than Pillow decodes (%d: its guard against '
+                         'decompression bombs; raise PIL.Image.MAX_IMAGE_PIXELS if the file '
+                         'is trusted)' % (size.group(1) if size else 'too many',
+                                         2 * Image.MAX_IMAGE_PIXELS))
     stream = _EndWatch(data)
     img = Image.open(stream)
     stream.strict = True
@@ -157,7 +167,8 @@ class SegmentationDataset(Dataset):
 
     Every instance has ``num_classes`` (int), ``classes`` (tuple of names) and
     ``palette`` ((num_classes, 3) uint8): the class attributes for datasets with fixed
-    classes; read from the data for ``folder`` (override ``_read_classes``).
+    classes; read from the data for ``folder`` (override ``_read_classes``); and
+    ``notices``, one-line messages about the data that train prints on stderr.
 
     ``transform`` receives a ``numpy.random.Generator`` seeded from ``(seed, epoch,
     index)``: call ``set_epoch`` before each epoch's DataLoader is made.
@@ -185,6 +196,7 @@ class SegmentationDataset(Dataset):
         self.root, self.split, self.transform = root, split, transform
         self.seed, self.epoch = seed, 0
         self.skip_bad_samples = False
+        self.notices = []  # what a user should know of the data before training on it
         self.num_classes, self.classes, self.palette = self._read_classes()
         self.source = None
         self.pairs = self._pairs(split)

@@ -1,7 +1,9 @@
 """Any segmentation data set as a folder of images, a folder of masks and a class list."""
 import os
 
-from .base import SegmentationDataset, check_label, locate_listed, read_index_png
+import numpy as np
+
+from .base import IGNORE_LABEL, SegmentationDataset, check_label, locate_listed, read_index_png
 from .voc_aug import voc_palette
 
 __all__ = ['FolderSegmentation', 'read_classes', 'IMAGE_EXTENSIONS', 'MASK_EXTENSIONS']
@@ -13,22 +15,34 @@ _SHOWN = 5  # unpaired names shown in an error
 
 
 def read_classes(path):
-    """``(classes, palette)`` of a ``classes.txt``: one class name a line (class index =
-    line order, blank lines and ``#`` comments skipped), optionally followed by its
-    colour ``R G B`` (0-255); classes without one get the VOC colour of their index.
-    ``classes`` is a tuple of names, ``palette`` a (num_classes, 3) uint8 array. Raises
-    FileNotFoundError naming ``path``, ValueError naming it when it lists no class,
-    more than 255 (255 is the ignore label), or a colour out of range."""
+    """``(classes, palette, values)`` of a ``classes.txt``: one class a line (class index
+    = line order, blank lines and ``#`` comments skipped): its name, optionally followed
+    by its colour ``R G B`` (0-255) and optionally preceded by its value in the masks and
+    a colon (``255: road``). ``classes`` is a tuple of names, ``palette`` a
+    (num_classes, 3) uint8 array (classes without a colour get the VOC colour of their
+    index), ``values`` the mask value of each class (default: its index). Raises
+    FileNotFoundError naming ``path``, ValueError naming it when it lists no class, more
+    than 255 (255 is the ignore label), a colour or value out of range, a value twice, or
+    values for some classes only."""
     if not os.path.isfile(path):
         raise FileNotFoundError(
             'class list not found: %s (the folder data set needs it: one class name a line, '
             'in label order, optionally followed by its colour "R G B")' % path)
-    names, colours = [], []
+    names, colours, values = [], [], []
     with open(path) as f:
         for lineno, line in enumerate(f, 1):
             line = line.strip()
             if not line or line.startswith('#'):
                 continue
+            value, colon, rest = line.partition(':')
+            if colon and value.strip().isdigit():
+                if int(value) > 255:
+                    raise ValueError('%s line %d: mask value %s out of 0-255'
+                                     % (path, lineno, value.strip()))
+                values.append(int(value))
+                line = rest.strip()
+            else:
+                values.append(None)
             fields = line.split()
             colour = None
             if len(fields) >= 4 and all(f.isdigit() for f in fields[-3:]):
@@ -45,11 +59,18 @@ def read_classes(path):
     if len(names) > 255:
         raise ValueError('class list %s has %d classes; at most 255 fit uint8 labels with '
                          '255 = ignore' % (path, len(names)))
+    if None in values and any(v is not None for v in values):
+        raise ValueError('class list %s gives a mask value ("VALUE: name") for some classes '
+                         'only; give it for every class or for none' % path)
+    if None in values:
+        values = list(range(len(names)))
+    elif len(set(values)) < len(values):
+        raise ValueError('class list %s gives one mask value to two classes' % path)
     palette = voc_palette(len(names))
     for i, colour in enumerate(colours):
         if colour is not None:
             palette[i] = colour
-    return tuple(names), palette
+    return tuple(names), palette, tuple(values)
 
 
 def _by_stem(folder, extensions):
@@ -74,7 +95,10 @@ def _few(names):
 class FolderSegmentation(SegmentationDataset):
     """Any data set laid out as::
 
-        root/classes.txt            one class name a line (optionally "name R G B")
+        root/classes.txt            one class name a line (optionally "name R G B"; with
+                                    masks whose values are not the class indices, each
+                                    line "VALUE: name": binary 0/255 masks "0: background"
+                                    and "255: road")
         root/images/<stem>.<ext>    RGB images: .png .jpg .jpeg .bmp .tif .tiff
         root/masks/<stem>.png       class indices 0..num_classes-1, 255 = ignore; single-
                                     channel or palette PNG, BMP or TIFF (.png .bmp .tif .tiff)
@@ -103,12 +127,30 @@ class FolderSegmentation(SegmentationDataset):
 
     def _read_classes(self):
         self.classes_file = os.path.join(self.root, 'classes.txt')
-        classes, palette = read_classes(self.classes_file)
+        classes, palette, values = read_classes(self.classes_file)
+        self.mask_values = values
         return len(classes), classes, palette
 
     def _check_label(self, label, path):
         check_label(label, self.num_classes, path,
                     '; %s lists %d classes' % (self.classes_file, self.num_classes))
+
+    def _read_label(self, path):
+        label = read_index_png(path)
+        if self.mask_values == tuple(range(self.num_classes)):
+            return label
+        to_class = np.full(256, -1, np.int16)  # mask value -> class index
+        to_class[IGNORE_LABEL] = IGNORE_LABEL
+        to_class[list(self.mask_values)] = np.arange(self.num_classes)
+        found = np.unique(label)
+        unknown = found[to_class[found] < 0]
+        if unknown.size:
+            raise ValueError('label %s has values %s, which %s does not list (values: %s%s)'
+                             % (path, unknown[:10].tolist(), self.classes_file,
+                                ', '.join(map(str, self.mask_values)),
+                                '' if IGNORE_LABEL in self.mask_values else
+                                '; %d = ignore' % IGNORE_LABEL))
+        return to_class[label].astype(np.uint8)
 
     def _pairs(self, split):
         images, masks = os.path.join(self.root, 'images'), os.path.join(self.root, 'masks')
@@ -226,6 +268,3 @@ class FolderSegmentation(SegmentationDataset):
                 return path, (os.path.basename(key) if rel.startswith('..') else rel)
         key = key.replace(os.sep, '/').lstrip('/')
         return None, key[len('images/'):] if key.startswith('images/') else key
-
-    def _read_label(self, path):
-        return read_index_png(path)

@@ -21,7 +21,7 @@ from PIL import Image
 from ..cli import nonnegative_int, positive_int
 from . import DATASETS, get_dataset
 from .base import read_index_png
-from .checks import find_bad_samples
+from .checks import classes_problem, find_bad_samples
 from .voc_aug import VOCAugSegmentation, find_voc_layout, read_sbd_mat
 
 __all__ = ['convert_sbd_labels', 'label_read_pass', 'check', 'main']
@@ -92,7 +92,8 @@ def label_read_pass(sbd_dir, fmt='mat', limit=None):
 def check(name, root, splits=None, threads=2, limit=None, shown=10, out=print):
     """Print (through ``out``) the layout of data set ``name`` at ``root``, each split's
     ``describe()`` line with its warnings, and the first ``shown`` bad samples of each
-    (of the first ``limit`` samples, all when None). Returns the number of bad samples.
+    (of the first ``limit`` samples, all when None), then ``checks.classes_problem``.
+    Returns the number of bad samples, plus one per split whose classes are wrong.
     Raises what the dataset raises when the layout is not read."""
     cls = DATASETS[name]
     if name == 'voc_aug':
@@ -103,8 +104,6 @@ def check(name, root, splits=None, threads=2, limit=None, shown=10, out=print):
                            ('given train_aug list', layout.train_aug_list)):
             if path:
                 out('  %s: %s' % (part, path))
-        for note in layout.notes:
-            out('  note: %s' % note)
     splits = splits or [s for s in (cls.TRAIN_SPLIT, cls.VAL_SPLIT)]
     bad = 0
     for split in splits:
@@ -112,13 +111,19 @@ def check(name, root, splits=None, threads=2, limit=None, shown=10, out=print):
             warnings.simplefilter('always')
             dataset = get_dataset(name, root, split)
         out(dataset.describe())
+        for notice in dataset.notices:
+            out('  notice: %s' % notice)
         for w in caught:
             out('  warning: %s' % w.message)
         indices = range(min(len(dataset), limit or len(dataset)))
-        problems = find_bad_samples(dataset, threads, indices)
-        bad += len(problems)
+        values = set()
+        problems = find_bad_samples(dataset, threads, indices, values)
+        wrong = classes_problem(dataset, values, len(indices) == len(dataset))
+        bad += len(problems) + bool(wrong)
         out('  checked %d of %d samples: %s' % (len(indices), len(dataset),
                                                 '%d bad' % len(problems) if problems else 'ok'))
+        if wrong:
+            out('  classes: ' + wrong)
         for _, message in problems[:shown]:
             out('    ' + message)
         if len(problems) > shown:

@@ -214,12 +214,13 @@ class VOCLayout:
         val, val_text = self.voc_ids('val')
         sbd, sbd_text = self.sbd_ids()
         if not sbd:
-            warnings.warn('voc_aug: no SBD labels found (looked for SBD\'s cls/ in %s%s, '
-                          'and %s); train_aug falls back to VOC 2012 train, %s ids'
-                          % (', '.join(os.path.normpath(os.path.join(d, s))
-                                       for d in self._searched[:1] for s in _SBD_DIRS),
-                             ' and the same in each subfolder' if self._searched[1:] else '',
-                             os.path.join(self.voc, _AUG_DIR), _fmt(len(train))))
+            self.notes.append(
+                'no SBD labels found (looked for SBD\'s cls/ in %s%s, and %s); train_aug '
+                'falls back to VOC 2012 train, %s ids, not the 10,582 of VOC 2012 + SBD'
+                % (', '.join(os.path.normpath(os.path.join(d, s))
+                             for d in self._searched[:1] for s in _SBD_DIRS),
+                   ' and the same in each subfolder' if self._searched[1:] else '',
+                   os.path.join(self.voc, _AUG_DIR), _fmt(len(train))))
             return list(train), 'train_aug = %s (no SBD found)' % train_text
         ids = sorted((sbd | set(train)) - set(val))
         return ids, 'train_aug = (%s ∪ %s) − %s = %s ids' % (sbd_text, train_text, val_text,
@@ -366,6 +367,33 @@ def _layout_name(sbd_rel, aug, voc_rel):
     return ' + '.join(names)
 
 
+#: Folders of a VOC or SBD copy that never hold another copy (not walked by _sbd_below).
+_DATA_FOLDERS = {'JPEGImages', 'SegmentationClass', 'SegmentationObject', 'Annotations',
+                 'ImageSets', 'img', 'inst', 'cls', 'cls_png', _AUG_DIR}
+
+
+def _sbd_below(root, depth=4):
+    """The first folder within ``depth`` levels below ``root`` holding SBD's labels
+    (``cls/`` with ``.mat`` files, or ``cls_png/``), breadth first; None if there is none."""
+    level = [root]
+    for _ in range(depth):
+        below = []
+        for folder in level:
+            try:
+                with os.scandir(folder) as it:
+                    subs = sorted(e.path for e in it if e.is_dir() and e.name[0] != '.'
+                                  and e.name not in _DATA_FOLDERS)
+            except OSError:
+                continue
+            for sub in subs:
+                if _isdir(sub, 'cls_png') or (_isdir(sub, 'cls') and any(
+                        n.endswith('.mat') for n in os.listdir(os.path.join(sub, 'cls')))):
+                    return sub
+            below += subs
+        level = below
+    return None
+
+
 def find_voc_layout(root):
     """The ``VOCLayout`` of PASCAL VOC 2012 + SBD under ``root``: its parts are looked
     for in ``root`` and, when none is there, in each immediate subfolder (a part may be in
@@ -377,13 +405,14 @@ def find_voc_layout(root):
         raise FileNotFoundError('VOCAugSegmentation data folder not found: %s' % root)
     found = _parts_in(root)
     searched = [root]
-    if not any(found.values()):
+    if not (found['sbd'] or found['aug'] or found['train_aug']):  # VOC only, or nothing
         subs = sorted(e.path for e in os.scandir(root)
                       if e.is_dir() and not e.name.startswith('.'))
         searched += subs
         for sub in subs:
             for key, value in _parts_in(sub).items():
-                found[key] += value
+                seen = {path for path, _ in found[key]}
+                found[key] += [(path, rel) for path, rel in value if path not in seen]
     layout = VOCLayout(root)
     layout._searched = searched
     if not any(found.values()):
@@ -399,6 +428,13 @@ def find_voc_layout(root):
             % (' and '.join(p for p in (layout.sbd, layout.aug) if p) or 'lists', root,
                _looked_for(searched)))
     layout.train_aug_list, _ = _pick('train_aug list', found['train_aug'], layout)
+    deeper = not (layout.sbd or layout.aug or layout.train_aug_list) and _sbd_below(root)
+    if deeper:  # never settle for VOC 2012 only while SBD lies within reach
+        raise FileNotFoundError(
+            'found VOC 2012 in %s and SBD\'s labels in %s, deeper than voc_aug looks for '
+            'them; move %s to %s (or give --data_dir the folder holding both), or train_aug '
+            'would be VOC 2012 train only' % (layout.voc, os.path.join(deeper, 'cls'), deeper,
+                                              os.path.join(root, 'SBD')))
     for split in ('train', 'val'):
         # VOC's own list (inside its folder) first, then the VOCdevkit_aug ImageSets/ one.
         spots = sorted(found[split], key=lambda f: not f[0].startswith(layout.voc + os.sep))
@@ -438,7 +474,8 @@ class VOCAugSegmentation(SegmentationDataset):
     given train_aug list when there is one, else computed: (SBD train ∪ SBD val ∪ VOC
     2012 train) − VOC 2012 val, where SBD's ids are its train.txt + val.txt, else the
     files in its cls/, plus those in SegmentationClassAug/. Without any SBD labels,
-    train_aug falls back to VOC 2012 train, with a warning. ``source`` (and
+    train_aug falls back to VOC 2012 train, with a notice; with SBD's labels deeper in
+    ``root`` than the layouts put them, it refuses (naming both). ``source`` (and
     ``describe()``) tells where the ids came from, with the counts; data that looks full
     but gives other counts than ``EXPECTED_COUNTS`` warns.
 
@@ -449,7 +486,8 @@ class VOCAugSegmentation(SegmentationDataset):
     is ``VOC2012/JPEGImages/<id>.jpg``, else SBD's ``img/<id>.jpg``.
 
     Attributes besides ``SegmentationDataset``'s: ``layout`` (the ``VOCLayout``),
-    ``label_counts`` ({kind: number of ids whose label is of that kind}).
+    ``label_counts`` ({kind: number of ids whose label is of that kind}); ``notices``
+    holds the layout's notes (copies not used; train_aug without SBD).
 
     Raises FileNotFoundError listing what was looked for where when no layout is found,
     when SBD is there without VOC 2012, or naming the id and the files looked for when a
@@ -473,6 +511,7 @@ class VOCAugSegmentation(SegmentationDataset):
             pairs.append((layout.image(image_id), label))
             counts[kind] = counts.get(kind, 0) + 1
         self.label_counts = counts
+        self.notices = list(layout.notes)
         layout.forget_listings()  # the folder listings are large; the pairs are made
         self.source = '%s; layout %s: %s; labels: %s' % (
             source, layout.name, ', '.join('%s %s' % (name, path) for name, path in (
