@@ -14,14 +14,14 @@ import numpy as np
 from mxnet.base import MXNetError
 from mxnet.gluon import nn
 
-from .checkpoint import load_settings, params_file_problem, refuse_non_finite
 from .datasets import DATASETS
-from .deeplab import BACKBONES, get_deeplab
-from .group_norm import GroupNorm
-from .heads import HEAD_BY_NUMBER, HEADS, OS8_RATE_FACTORS
-from .mxnet_private import structural_params
-from .quantize import int8_support
-from .resnet import default_multi_grid
+from .deploy.quantize import int8_support
+from .engine.checkpoint import load_settings, params_file_problem, refuse_non_finite
+from .models.backbones.resnet import default_multi_grid
+from .models.deeplab import BACKBONES, get_deeplab
+from .models.heads import HEADS, OS8_RATE_FACTORS
+from .models.layers.group_norm import GroupNorm
+from .runtime.mxnet_private import structural_params
 
 __all__ = ['head_name', 'backbone_name', 'positive_int', 'nonnegative_int', 'positive_float',
            'nonnegative_float', 'unit_fraction', 'momentum',
@@ -33,6 +33,9 @@ __all__ = ['head_name', 'backbone_name', 'positive_int', 'nonnegative_int', 'pos
 #: Backbone names of the original scripts -> ours.
 BACKBONE_ALIASES = {'resnet_v2_50': 'resnet50_v2', 'resnet_v2_101': 'resnet101_v2',
                     'xception_65': 'xception65'}
+
+#: ``--aspp_or_vortex`` number -> head name (the original scripts' flag).
+HEAD_BY_NUMBER = {1: 'aspp', 2: 'vortex'}
 
 #: What a network needs beyond its parameters, with defaults where a bare .params file
 #: (no training settings beside it) leaves them open; None: the user must say.

@@ -15,18 +15,18 @@ import numpy as np
 from mxnet import gluon
 from tqdm import tqdm
 
-from .checkpoint import atomic_write_text, load_settings, unique_stem
 from .cli import (add_device_args, add_inference_args, add_int8_arg, add_network_args,
-                  data_dir_or_saved, network_from_args, positive_int,
-                  refuse_int8_unless_usable, refuse_other_classes, run_command)
+                  data_dir_or_saved, network_from_args, positive_int, refuse_int8_unless_usable,
+                  refuse_other_classes, run_command)
 from .datasets import DATASETS, get_dataset
-from .devices import parse_contexts
-from .fusion import hybridize_for_inference
-from .inference import predict_probs, window_stride
-from .metrics import SegmentationMetric
+from .datasets.transforms import EvalTransform
+from .deploy.fusion import hybridize_for_inference
+from .deploy.quantize import calibration_crops, quantize_network
+from .engine.checkpoint import atomic_write_text, load_settings, unique_stem
+from .evaluation.inference import predict_probs, window_stride
+from .evaluation.metrics import SegmentationMetric
 from .plot import plot_confusion
-from .quantize import calibration_crops, quantize_network
-from .transforms import EvalTransform
+from .runtime.devices import parse_contexts
 
 __all__ = ['evaluate', 'format_iou_table', 'result_name', 'main']
 

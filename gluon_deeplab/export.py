@@ -4,7 +4,7 @@
         --height 360 --width 480 --prefix exported/camvid_aspp [--onnx | --int8 64]
 
 Every BatchNorm that follows a convolution is folded into its weights and bias; with
-``--int8 N`` the graph is instead MXNet's oneDNN int8 graph (``quantize.py``, calibrated
+``--int8 N`` the graph is instead MXNet's oneDNN int8 graph (``deploy/quantize.py``, calibrated
 on N training crops; CPUs with VNNI only, and it loads only in an MXNet with oneDNN). The
 graph is fixed to one input size (N=1, 3, H, W): the logits are resized to an
 explicit H x W (``deeplab.FixedSizeOutput``), which MXNet 1.9.1's ONNX exporter accepts
@@ -19,12 +19,12 @@ import sys
 import mxnet as mx
 import numpy as np
 
-from .checkpoint import load_settings
-from .cli import (UserError, add_int8_arg, add_network_args, data_dir_or_saved,
-                  network_from_args, positive_int, refuse_int8_unless_usable, run_command)
-from .deeplab import FixedSizeOutput
-from .fusion import fold_batch_norm
-from .quantize import calibration_crops, quantize_network
+from .cli import (UserError, add_int8_arg, add_network_args, data_dir_or_saved, network_from_args,
+                  positive_int, refuse_int8_unless_usable, run_command)
+from .deploy.fusion import fold_batch_norm
+from .deploy.quantize import calibration_crops, quantize_network
+from .engine.checkpoint import load_settings
+from .models.deeplab import FixedSizeOutput
 
 __all__ = ['export_mxnet', 'export_onnx', 'main']
 

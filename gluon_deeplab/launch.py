@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 
-from .cpu_threads import MARK
+from .runtime.cpu_threads import MARK
 
 __all__ = ['Node', 'plan', 'run', 'main']
 

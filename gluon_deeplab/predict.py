@@ -21,15 +21,15 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from .checkpoint import unique_stem
-from .cli import UserError, add_device_args, add_inference_args, add_network_args, \
-    network_from_args, run_command
+from .cli import (UserError, add_device_args, add_inference_args, add_network_args,
+                  network_from_args, run_command)
 from .datasets.base import read_image
-from .devices import parse_contexts
-from .fusion import hybridize_for_inference
-from .inference import predict_probs
+from .datasets.transforms import normalize
+from .deploy.fusion import hybridize_for_inference
+from .engine.checkpoint import unique_stem
+from .evaluation.inference import predict_probs
 from .plot import save_overlay
-from .transforms import normalize
+from .runtime.devices import parse_contexts
 
 __all__ = ['list_images', 'save_label_png', 'main']
 

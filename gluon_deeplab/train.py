@@ -27,36 +27,38 @@ import time
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
-from mxnet.gluon import nn
 from mxnet.base import MXNetError
+from mxnet.gluon import nn
 from mxnet.gluon.contrib.nn import SyncBatchNorm
 from tqdm import tqdm
 
-from .checkpoint import (InvalidJSON, atomic_write, atomic_write_text, latest_checkpoint,
-                         load_checkpoint, load_settings, lock_run_folder, params_file_problem,
-                         read_json, refuse_non_finite, remove_temporary_files, run_files,
-                         save_checkpoint, upgrade_settings)
-from .aux_head import AuxHead, WithAuxHead
-from .class_weights import format_class_weights, median_frequency_weights, read_class_weights
-from .cli import (add_device_args, add_rates_at_os8_arg, backbone_name, head_name,
-                  momentum, nonnegative_float, nonnegative_int, positive_float,
-                  positive_int, run_command, scale_range, scales, unit_fraction)
+from .cli import (add_device_args, add_rates_at_os8_arg, backbone_name, head_name, momentum,
+                  nonnegative_float, nonnegative_int, positive_float, positive_int, run_command,
+                  scale_range, scales, unit_fraction)
 from .datasets import DATASETS, IGNORE_LABEL, get_dataset
 from .datasets.checks import check_overlap, drop_bad_samples
-from .deeplab import get_deeplab, initialize_network
-from .group_norm import GroupNorm
-from .mxnet_private import data_worker_pids, load_into, close_data_loader, structural_params
-from .devices import parse_contexts
-from .distributed import KVSTORES, Workers, parameter_checksum
+from .datasets.class_weights import (format_class_weights, median_frequency_weights,
+                                     read_class_weights)
+from .datasets.transforms import EvalTransform, TrainTransform
+from .engine.checkpoint import (InvalidJSON, atomic_write, atomic_write_text, latest_checkpoint,
+                                load_checkpoint, load_settings, lock_run_folder,
+                                params_file_problem, read_json, refuse_non_finite,
+                                remove_temporary_files, run_files, save_checkpoint,
+                                upgrade_settings)
+from .engine.distributed import KVSTORES, Workers, parameter_checksum
+from .engine.loss import SoftmaxCrossEntropyLoss
+from .engine.precise_bn import recompute_batch_norm_statistics
+from .engine.schedule import poly_lr
 from .evaluate import evaluate
-from .loss import SoftmaxCrossEntropyLoss
-from .msc import DEFAULT_SCALES, MultiScaleInputs, check_scales
-from .precise_bn import recompute_batch_norm_statistics
-from .resnet import default_multi_grid
+from .models.backbones.resnet import default_multi_grid
+from .models.deeplab import get_deeplab, initialize_network
+from .models.heads.aux import AuxHead, WithAuxHead
+from .models.layers.group_norm import GroupNorm
+from .models.msc import DEFAULT_SCALES, MultiScaleInputs, check_scales
 from .plot import plot_curves
-from .precision import DTYPES, set_precision
-from .schedule import poly_lr
-from .transforms import EvalTransform, TrainTransform
+from .runtime.devices import parse_contexts
+from .runtime.mxnet_private import close_data_loader, data_worker_pids, load_into, structural_params
+from .runtime.precision import DTYPES, set_precision
 
 __all__ = ['parse_args', 'check_same_network', 'train_step', 'weighted_loss', 'TrainingStopped',
            'NonFiniteLoss', 'DataWorkerDied', 'stop_if_a_data_worker_dies', 'load_data',
@@ -283,7 +285,7 @@ def train_step(net, loss_fn, trainer, data, label, ctx, check_finite=True, worke
     ``NonFiniteLoss`` is raised, on every worker alike, instead of updating when it is
     NaN or infinite (gradients are computed, nothing is changed but BatchNorm's running
     statistics). A ``net`` with several outputs (``msc.MultiScaleInputs``,
-    ``aux_head.WithAuxHead``) is trained on ``weighted_loss``.
+    ``models.heads.aux.WithAuxHead``) is trained on ``weighted_loss``.
 
     ``accumulate`` K > 1 (gradient accumulation, ``--grad_accum``): each device's share
     goes through forward and backward in K pieces, one after the other, their gradients
@@ -579,7 +581,7 @@ def class_weights(args, train_set, write=True):
 def training_network(args, net, ctx, num_classes):
     """What the training steps run: ``(train_net, aux)``. ``net`` itself, or with
     ``--msc`` ``msc.MultiScaleInputs(net)``, or with ``--aux_weight``
-    ``aux_head.WithAuxHead(net, aux)`` and the new ``aux`` head (initialised with
+    ``models.heads.aux.WithAuxHead(net, aux)`` and the new ``aux`` head (initialised with
     ``deeplab.INIT``, hybridized), whose parameters are checkpointed beside ``net``'s;
     ``aux`` is None otherwise. Validation, ``final.params`` and export use ``net``."""
     if args.msc:

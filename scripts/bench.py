@@ -15,8 +15,8 @@ replace_stride_with_dilation=...)`` and ``DeepLabHead``, rates 6/12/18 at output
 batch size, all randomly initialised. Per row: training step (forward + backward + SGD
 update) and inference images/s, median over ``--iters`` timed iterations after
 ``--warmup``, and MXNet rows' inference through oneDNN fusion as ``evaluate`` runs it
-(``gluon_deeplab.fusion``); GMAC per image counted from the layers' shapes
-(``gluon_deeplab.macs``), also counting only the products that read inside the map
+(``gluon_deeplab.deploy.fusion``); GMAC per image counted from the layers' shapes
+(``scripts/macs.py``), also counting only the products that read inside the map
 (live: the work left when every product with the zero padding is skipped), and the
 GFLOP/s achieved (of the full count); peak resident memory while the row ran
 (GPU: memory in use after it); parameter count; training and inference speed (the faster
@@ -48,18 +48,19 @@ import mxnet as mx
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
-from gluon_deeplab import atrous
-from gluon_deeplab.box_pool import POOLINGS
-from gluon_deeplab.cpu_threads import mxnet_threads, physical_cores
-from gluon_deeplab.deeplab import get_deeplab
-from gluon_deeplab.devices import parse_contexts
-from gluon_deeplab.heads import aspp_rates
-from gluon_deeplab.loss import SoftmaxCrossEntropyLoss
-from gluon_deeplab.fusion import fusion_available, hybridize_for_inference
-from gluon_deeplab.group_norm import GroupNorm
-from gluon_deeplab.macs import count_macs, reads_inside
-from gluon_deeplab.precise_bn import recompute_batch_norm_statistics
-from gluon_deeplab.precision import set_precision
+from gluon_deeplab.deploy.fusion import fusion_available, hybridize_for_inference
+from gluon_deeplab.engine.loss import SoftmaxCrossEntropyLoss
+from gluon_deeplab.engine.precise_bn import recompute_batch_norm_statistics
+from gluon_deeplab.models.deeplab import get_deeplab
+from gluon_deeplab.models.heads import aspp_rates
+from gluon_deeplab.models.layers import atrous
+from gluon_deeplab.models.layers.box_pool import POOLINGS
+from gluon_deeplab.models.layers.group_norm import GroupNorm
+from gluon_deeplab.runtime.cpu_threads import mxnet_threads, physical_cores
+from gluon_deeplab.runtime.devices import parse_contexts
+from gluon_deeplab.runtime.precision import set_precision
+
+from macs import count_macs, reads_inside
 
 NUM_CLASSES = 11
 
@@ -214,7 +215,7 @@ def torchvision_deeplab(stride):
 
 
 def torch_macs(model, size, live=False):
-    """MACs per image of a torch model, counted as ``gluon_deeplab.macs.count_macs`` counts
+    """MACs per image of a torch model, counted as ``macs.count_macs`` counts
     them (``live``: only products that read inside the map)."""
     import torch
     total, handles = [0], []
@@ -334,8 +335,8 @@ def bench_atrous(args, ctx):
 def bench_eval(args, ctx):
     from gluon_deeplab.datasets import CamVidSegmentation
     from gluon_deeplab.evaluate import evaluate
-    from gluon_deeplab.metrics import SegmentationMetric
-    from gluon_deeplab.transforms import EvalTransform
+    from gluon_deeplab.evaluation.metrics import SegmentationMetric
+    from gluon_deeplab.datasets.transforms import EvalTransform
     val = CamVidSegmentation(args.eval_data, 'val', EvalTransform())
     net = get_deeplab('aspp', args.eval_stride, NUM_CLASSES)
     net.initialize(mx.init.Xavier(), ctx=ctx)

@@ -30,7 +30,7 @@ from mxnet import autograd, gluon  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import (NUM_CLASSES, cpu_description, our_network, parse_row,  # noqa: E402,I001
                    print_table, torch_steps, torchvision_deeplab)
-from gluon_deeplab.loss import SoftmaxCrossEntropyLoss  # noqa: E402
+from gluon_deeplab.engine.loss import SoftmaxCrossEntropyLoss  # noqa: E402
 
 #: Operator kinds, first match wins: (kind, MXNet name test, torch name test).
 KINDS = (

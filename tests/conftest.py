@@ -96,8 +96,8 @@ class TinyBackbone(nn.HybridBlock):
 
 def tiny_deeplab(head='aspp', num_classes=4, output_stride=16, rates=(1, 2, 3), **kwargs):
     """A ``DeepLabV3`` on ``TinyBackbone`` with a 4-channel head, initialised."""
-    from gluon_deeplab.deeplab import DeepLabV3, initialize_network
-    from gluon_deeplab.heads import HEADS
+    from gluon_deeplab.models.deeplab import DeepLabV3, initialize_network
+    from gluon_deeplab.models.heads import HEADS
     net = DeepLabV3(TinyBackbone(output_stride),
                     HEADS[head](num_classes, rates=rates, channels=4, **kwargs))
     initialize_network(net)

@@ -4,8 +4,8 @@ from mxnet import autograd
 from mxnet.gluon import nn
 
 from conftest import LAYER, assert_close, max_abs_diff, run_isolated
-from gluon_deeplab import atrous
-from gluon_deeplab.atrous import AtrousConv2D, live_fraction, live_taps
+from gluon_deeplab.models.layers import atrous
+from gluon_deeplab.models.layers.atrous import AtrousConv2D, live_fraction, live_taps
 
 
 def test_live_taps_and_share_by_hand():
@@ -89,7 +89,7 @@ def test_threshold_is_the_module_setting(monkeypatch):
 
 
 def _aspp_input_gradient(planned):
-    from gluon_deeplab.heads import ASPP
+    from gluon_deeplab.models.heads import ASPP
     mx.random.seed(0)
     head = ASPP(3, rates=(12, 24, 36), dropout=0.0)  # ASPP at output stride 8, crop 224
     head.initialize(mx.init.Xavier())

@@ -8,7 +8,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, 'scripts'))
 
 import bench  # noqa: E402
-from gluon_deeplab.box_pool import POOLINGS  # noqa: E402
+from gluon_deeplab.models.layers.box_pool import POOLINGS  # noqa: E402
 
 
 def test_bench_writes_every_table(tmp_path, capsys):
@@ -143,7 +143,7 @@ def test_torch_live_macs_are_counted_as_ours():
     torch = pytest.importorskip('torch')
     import mxnet as mx
     from mxnet.gluon import nn
-    from gluon_deeplab.macs import count_macs
+    from macs import count_macs
     specs = [(3, 4, 3, 2, 1, 1), (4, 6, 3, 1, 5, 5), (6, 5, 3, 1, 9, 9), (5, 2, 1, 1, 0, 1)]
     ours = nn.HybridSequential()
     ours.add(*[nn.Conv2D(c_out, k, s, p, d, in_channels=c_in, use_bias=False)

@@ -4,7 +4,7 @@ from mxnet import autograd
 from mxnet.gluon import nn
 
 from conftest import LAYER, assert_close
-from gluon_deeplab.box_pool import BoxAvgPool2D, CascadeAvgPool2D, POOLINGS
+from gluon_deeplab.models.layers.box_pool import POOLINGS, BoxAvgPool2D, CascadeAvgPool2D
 
 
 @pytest.mark.parametrize('k', [3, 9, 27])

@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from gluon_deeplab.checkpoint import latest_checkpoint, remove_temporary_files, save_checkpoint
+from gluon_deeplab.engine.checkpoint import (latest_checkpoint, remove_temporary_files,
+                                             save_checkpoint)
 from gluon_deeplab.train import check_same_network
 
 
@@ -71,7 +72,8 @@ def test_network_differences_are_named():
 
 def test_params_file_problems_are_told_apart(tmp_path):
     import mxnet as mx
-    from gluon_deeplab.checkpoint import params_file_problem
+
+    from gluon_deeplab.engine.checkpoint import params_file_problem
     good = str(tmp_path / 'good.params')
     mx.nd.save(good, {'arg:w': mx.nd.ones((64, 64))})
     data = open(good, 'rb').read()
@@ -88,7 +90,7 @@ def test_params_file_problems_are_told_apart(tmp_path):
 
 
 def test_invalid_json_is_named_with_its_line(tmp_path):
-    from gluon_deeplab.checkpoint import read_json
+    from gluon_deeplab.engine.checkpoint import read_json
     path = tmp_path / 'epoch_0001.json'
     path.write_text('{\n "epoch": 1\n "iteration": 3\n}\n')
     with pytest.raises(ValueError, match=r"epoch_0001.json is not valid JSON \(line 3 column 2: "
@@ -99,7 +101,7 @@ def test_invalid_json_is_named_with_its_line(tmp_path):
 def test_settings_are_read_from_the_json_even_without_its_params(tmp_path):
     """A folder holding final.params and epoch_0001.json (its .params deleted to save
     room): the settings are still there."""
-    from gluon_deeplab.checkpoint import load_settings
+    from gluon_deeplab.engine.checkpoint import load_settings
     (tmp_path / 'final.params').write_bytes(b'')
     (tmp_path / 'epoch_0001.json').write_text('{"epoch": 1, "settings": {"head": "vortex"}}')
     assert load_settings(str(tmp_path / 'final.params')) == {'head': 'vortex'}
@@ -107,7 +109,8 @@ def test_settings_are_read_from_the_json_even_without_its_params(tmp_path):
 
 def test_non_finite_arrays_are_found_by_name():
     import mxnet as mx
-    from gluon_deeplab.checkpoint import non_finite_arrays
+
+    from gluon_deeplab.engine.checkpoint import non_finite_arrays
     arrays = {'a': mx.nd.ones((3, 3)), 'b': mx.nd.array([1, float('inf')]),
               'c': mx.nd.array([[float('nan')]]), 'd': mx.nd.array([-3.4e38, 3.4e38])}
     assert non_finite_arrays(arrays) == ['b', 'c']

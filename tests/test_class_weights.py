@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from gluon_deeplab.class_weights import (format_class_weights, median_frequency_weights,
-                                         read_class_weights)
+from gluon_deeplab.datasets.class_weights import (format_class_weights, median_frequency_weights,
+                                                  read_class_weights)
 
 
 class _Labels:

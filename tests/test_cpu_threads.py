@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from gluon_deeplab.cpu_threads import (MARK, cgroup_cpu_limit, default_threads, mxnet_threads,
-                                       physical_cores, set_default_threads)
+from gluon_deeplab.runtime.cpu_threads import (MARK, cgroup_cpu_limit, default_threads,
+                                               mxnet_threads, physical_cores, set_default_threads)
 
 
 def _fake_sysfs(root, siblings):

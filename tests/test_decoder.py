@@ -8,9 +8,9 @@ from mxnet.gluon import nn
 
 from conftest import LAYER, NETWORK, assert_close
 from gluon_deeplab import get_deeplab
-from gluon_deeplab.decoder import Decoder
-from gluon_deeplab.deeplab import DeepLabV3
-from gluon_deeplab.heads import ASPP
+from gluon_deeplab.models.deeplab import DeepLabV3
+from gluon_deeplab.models.heads import ASPP
+from gluon_deeplab.models.heads.decoder import Decoder
 
 
 class _TwoStrides(nn.HybridBlock):

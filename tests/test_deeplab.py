@@ -6,9 +6,9 @@ from mxnet.gluon.model_zoo import vision
 
 from conftest import TinyBackbone, max_abs_diff, tiny_deeplab
 from gluon_deeplab import get_deeplab
-from gluon_deeplab.atrous import AtrousConv2D
-from gluon_deeplab.deeplab import DeepLabV3
-from gluon_deeplab.heads import ASPP
+from gluon_deeplab.models.deeplab import DeepLabV3
+from gluon_deeplab.models.heads import ASPP
+from gluon_deeplab.models.layers.atrous import AtrousConv2D
 
 
 def test_phase2_rebuild_at_output_stride_8_loads_phase1_parameters(tmp_path):

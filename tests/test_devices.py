@@ -1,7 +1,7 @@
 import mxnet as mx
 import pytest
 
-from gluon_deeplab.devices import check_gpus, parse_contexts
+from gluon_deeplab.runtime.devices import check_gpus, parse_contexts
 from gluon_deeplab.train import main
 
 
@@ -40,7 +40,8 @@ def test_missing_gpus_and_gpus_too_new_for_the_wheel_are_named():
 def test_capabilities_follow_cuda_visible_devices(monkeypatch):
     """nvidia-smi numbers GPUs physically; MXNet's ids count the visible ones."""
     import subprocess
-    from gluon_deeplab import devices
+
+    from gluon_deeplab.runtime import devices
     table = '0, 9.0, NVIDIA H100\n1, 8.6, NVIDIA A10\n2, 8.0, NVIDIA A100\n'
     monkeypatch.setattr(subprocess, 'run', lambda *a, **k: subprocess.CompletedProcess(
         a, 0, stdout=table, stderr=''))

@@ -9,9 +9,9 @@ from mxnet import gluon
 from conftest import SAMPLE
 from gluon_deeplab import SegmentationMetric
 from gluon_deeplab.datasets import CamVidSegmentation
+from gluon_deeplab.datasets.transforms import EvalTransform
 from gluon_deeplab.evaluate import evaluate, main
-from gluon_deeplab.inference import predict_probs
-from gluon_deeplab.transforms import EvalTransform
+from gluon_deeplab.evaluation.inference import predict_probs
 
 
 @pytest.fixture(scope='module')
@@ -90,6 +90,7 @@ def test_a_bare_params_file_of_a_folder_data_set_is_one_line(checkpoint, capsys)
 
 def test_result_names_tell_the_rates_and_int8_apart():
     from argparse import Namespace
+
     from gluon_deeplab.evaluate import result_name
     args = Namespace(checkpoint='run/final.params', split='val', output_stride=8,
                      scales=(1.0,), flip=False, window=None, rates_at_os8='doubled', int8=16)

@@ -4,8 +4,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from gluon_deeplab.deeplab import INIT, get_deeplab
-from gluon_deeplab.fusion import fusion_available, hybridize_for_inference
+from gluon_deeplab.deploy.fusion import fusion_available, hybridize_for_inference
+from gluon_deeplab.models.deeplab import INIT, get_deeplab
 
 needs_onednn = pytest.mark.skipif(not fusion_available(mx.cpu()),
                                   reason='this MXNet is built without oneDNN')
@@ -43,7 +43,7 @@ def test_fused_graph_gives_the_plain_graphs_logits_at_any_size(tmp_path, head, d
 
 
 def test_without_fusion_the_network_is_hybridized_plainly(monkeypatch):
-    import gluon_deeplab.fusion as fusion
+    import gluon_deeplab.deploy.fusion as fusion
     monkeypatch.setattr(fusion, 'fusion_available', lambda ctx: False)
     net = _trained_like('aspp')
     x = mx.nd.random.normal(shape=(1, 3, 64, 64))

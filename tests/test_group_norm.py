@@ -2,7 +2,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from gluon_deeplab.group_norm import GroupNorm
+from gluon_deeplab.models.layers.group_norm import GroupNorm
 
 
 def test_group_norm_is_the_papers_equations_with_a_per_channel_affine():

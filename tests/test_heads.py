@@ -7,8 +7,8 @@ from mxnet import autograd, gluon
 from mxnet.gluon.contrib.nn import SyncBatchNorm
 
 from conftest import NETWORK, SYNC_ENV, assert_close, run_isolated
-from gluon_deeplab.box_pool import BoxAvgPool2D, CascadeAvgPool2D
-from gluon_deeplab.heads import ASPP, VortexModuleA, VortexPooling, aspp_rates
+from gluon_deeplab.models.heads import ASPP, VortexModuleA, VortexPooling, aspp_rates
+from gluon_deeplab.models.layers.box_pool import BoxAvgPool2D, CascadeAvgPool2D
 
 
 def _convs(block):

@@ -5,7 +5,7 @@ from mxnet.gluon import nn
 
 from conftest import LAYER, ONE_OP, assert_close, max_abs_diff
 from gluon_deeplab import get_deeplab
-from gluon_deeplab.inference import predict_probs, slide_logits
+from gluon_deeplab.evaluation.inference import predict_probs, slide_logits
 
 
 def _conv_net(kernel):
@@ -82,6 +82,6 @@ def test_flip_of_a_flip_symmetric_network_changes_nothing():
 
 
 def test_default_window_stride_is_two_thirds_of_the_window():
-    from gluon_deeplab.inference import window_stride
+    from gluon_deeplab.evaluation.inference import window_stride
     assert window_stride(513) == 342 and window_stride(48) == 32
     assert window_stride(513, 100) == 100 and window_stride(None) is None

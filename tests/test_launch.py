@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow  # subprocesses: workers, servers, launchers
 #: A worker that joins the job; rank 1 then dies while rank 0 waits for it in a sum.
 DYING_WORKER = '''
 import os, mxnet as mx
-from gluon_deeplab.distributed import Workers
+from gluon_deeplab.engine.distributed import Workers
 workers = Workers('dist_sync')
 if workers.rank == 1:
     os._exit(3)
@@ -26,7 +26,7 @@ print(mx.nd.ones((1,)).asnumpy())
 #: A worker that sums its rank + 1 with the others' and prints the result.
 SUM_WORKER = '''
 import mxnet as mx
-from gluon_deeplab.distributed import Workers
+from gluon_deeplab.engine.distributed import Workers
 workers = Workers('dist_sync')
 total = mx.nd.array([workers.rank + 1])
 workers.sum('rank', [total])
@@ -61,7 +61,7 @@ def test_plan_gives_every_process_the_dmlc_environment():
 
 
 def test_workers_on_one_machine_share_the_default_thread_count_not_the_user_s():
-    from gluon_deeplab.cpu_threads import MARK
+    from gluon_deeplab.runtime.cpu_threads import MARK
     ours = plan(['w'], 2, environ={'OMP_NUM_THREADS': '4', MARK: '4'})
     assert [(n.role, n.env['OMP_NUM_THREADS']) for n in ours] == [
         ('scheduler', '1'), ('server', '1'), ('worker', '2'), ('worker', '2')]

@@ -1,10 +1,15 @@
+import os
+import sys
+
 import mxnet as mx
 import pytest
 from mxnet.gluon import nn
 from mxnet.gluon.model_zoo import vision
 
-from gluon_deeplab.atrous import AtrousConv2D
-from gluon_deeplab.macs import count_macs
+from gluon_deeplab.models.layers.atrous import AtrousConv2D
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, 'scripts'))
+from macs import count_macs  # noqa: E402 (scripts/macs.py: the benchmark's MAC counter)
 
 
 def test_counts_match_a_hand_computation():

@@ -4,7 +4,7 @@ import pytest
 from gluoncv.utils.metrics import SegmentationMetric as GluonCVMetric
 
 from gluon_deeplab import SegmentationMetric
-from gluon_deeplab.metrics import confusion_matrix
+from gluon_deeplab.evaluation.metrics import confusion_matrix
 
 
 def test_confusion_matrix_against_hand_count():

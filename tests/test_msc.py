@@ -5,8 +5,8 @@ import pytest
 from mxnet import autograd
 
 from conftest import LAYER, assert_close, tiny_deeplab
-from gluon_deeplab.loss import SoftmaxCrossEntropyLoss
-from gluon_deeplab.msc import MultiScaleInputs, check_scales
+from gluon_deeplab.engine.loss import SoftmaxCrossEntropyLoss
+from gluon_deeplab.models.msc import MultiScaleInputs, check_scales
 from gluon_deeplab.train import weighted_loss
 
 

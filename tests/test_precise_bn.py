@@ -2,7 +2,7 @@ import mxnet as mx
 import numpy as np
 from mxnet.gluon import nn
 
-from gluon_deeplab.precise_bn import recompute_batch_norm_statistics
+from gluon_deeplab.engine.precise_bn import recompute_batch_norm_statistics
 
 
 def test_running_statistics_become_the_mean_of_the_batch_statistics():

@@ -3,15 +3,15 @@ import sys
 
 import pytest
 
-from gluon_deeplab.precision import bfloat16_support, set_precision
+from gluon_deeplab.runtime.precision import bfloat16_support, set_precision
 
 #: set_precision patches MXNet for the whole process, so it runs in a child process.
 _CHILD = '''
 import mxnet as mx, numpy as np
 from mxnet import autograd, gluon
-from gluon_deeplab.heads import ASPP
-from gluon_deeplab.loss import SoftmaxCrossEntropyLoss
-from gluon_deeplab.precision import bfloat16_support, set_precision
+from gluon_deeplab.models.heads import ASPP
+from gluon_deeplab.engine.loss import SoftmaxCrossEntropyLoss
+from gluon_deeplab.runtime.precision import bfloat16_support, set_precision
 mx.random.seed(0)
 x = mx.nd.random.normal(shape=(2, 16, 9, 9))
 y = mx.nd.random.randint(0, 5, shape=(2, 9, 9))
@@ -68,7 +68,7 @@ def test_bfloat16_is_refused_with_the_reason_where_the_cpu_lacks_it():
 
 
 def test_cpu_flags_read_from_cpuinfo(tmp_path):
-    from gluon_deeplab.precision import cpu_flags
+    from gluon_deeplab.runtime.precision import cpu_flags
     info = tmp_path / 'cpuinfo'
     info.write_text('processor\t: 0\nflags\t\t: fpu avx2 avx512_vnni\n\nprocessor\t: 1\n'
                     'flags\t\t: fpu avx2 avx512_vnni\n')

@@ -2,8 +2,9 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from gluon_deeplab.deploy.quantize import (convolutions_added_to_unsigned, int8_support,
+                                           quantize_network)
 from gluon_deeplab.evaluate import main as evaluate_main
-from gluon_deeplab.quantize import convolutions_added_to_unsigned, int8_support, quantize_network
 
 
 def test_int8_needs_vnni():
@@ -80,7 +81,7 @@ def test_only_convolutions_added_to_relu_outputs_stay_float():
 
 def test_calibration_crops_are_a_seeded_choice_of_distinct_training_crops():
     from conftest import SAMPLE
-    from gluon_deeplab.quantize import calibration_crops
+    from gluon_deeplab.deploy.quantize import calibration_crops
     crops = calibration_crops('camvid', SAMPLE, 64, 5)
     assert crops.shape == (5, 3, 64, 64) and crops.dtype == np.float32
     assert np.array_equal(crops.asnumpy(), calibration_crops('camvid', SAMPLE, 64, 5).asnumpy())

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from mxnet import autograd, gluon
 
-from gluon_deeplab.resize import bilinear_resize_like
 from conftest import LAYER, assert_close
+from gluon_deeplab.models.layers.resize import bilinear_resize_like
 
 
 def _numpy_bilinear(x, height, width):

@@ -3,7 +3,8 @@ import pytest
 from mxnet.gluon.model_zoo import vision
 
 from conftest import NETWORK, ONE_OP, assert_close
-from gluon_deeplab.resnet import ResNetV2Backbone, load_model_zoo_params, stage_rates
+from gluon_deeplab.models.backbones.resnet import (ResNetV2Backbone, load_model_zoo_params,
+                                                   stage_rates)
 
 
 @pytest.fixture(scope='module')

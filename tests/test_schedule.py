@@ -1,6 +1,6 @@
 import pytest
 
-from gluon_deeplab.schedule import poly_lr
+from gluon_deeplab.engine.schedule import poly_lr
 
 
 def test_poly_learning_rate():

@@ -13,8 +13,8 @@ from mxnet.gluon.contrib.nn import SyncBatchNorm
 
 from conftest import (NETWORK, ONE_OP, REPO, SAMPLE, SYNC_ENV, assert_close, max_abs_diff,
                       run_isolated)
-from gluon_deeplab.heads import ASPP
-from gluon_deeplab.loss import SoftmaxCrossEntropyLoss
+from gluon_deeplab.engine.loss import SoftmaxCrossEntropyLoss
+from gluon_deeplab.models.heads import ASPP
 from gluon_deeplab.train import build_network, claim_run_folder, main, parse_args, train_step
 
 
@@ -241,8 +241,8 @@ def _poison_step(monkeypatch, bad_calls):
 
 @pytest.mark.slow
 def test_non_finite_loss_stops_naming_iteration_and_images(tmp_path, monkeypatch, capsys):
-    from gluon_deeplab.train import epoch_batches, fit, TrainingStopped
     from gluon_deeplab.datasets import CamVidSegmentation
+    from gluon_deeplab.train import TrainingStopped, epoch_batches, fit
     _poison_step(monkeypatch, {9})
     args = _sample_args(tmp_path, '--train_epochs', '2')
     with pytest.raises(TrainingStopped) as err:
@@ -300,6 +300,7 @@ def test_phase_two_refuses_a_checkpoint_of_another_network(tmp_path):
 def test_unusable_run_folder_is_reported_before_training(tmp_path, monkeypatch):
     import shutil
     from collections import namedtuple
+
     from gluon_deeplab import train
     (tmp_path / 'a_file').write_text('')
     args = _sample_args(tmp_path, '--max_iter', '1')
@@ -318,6 +319,7 @@ def test_unusable_run_folder_is_reported_before_training(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_training_refuses_val_images_in_the_training_list(tmp_path):
     import shutil
+
     from gluon_deeplab.train import fit
     data = tmp_path / 'camvid'
     shutil.copytree(SAMPLE, data)
@@ -374,7 +376,7 @@ def _epoch_setup():
 
 
 def _state(net):
-    from gluon_deeplab.mxnet_private import structural_params
+    from gluon_deeplab.runtime.mxnet_private import structural_params
     return {k: p.data().copy() for k, p in structural_params(net).items()}
 
 
@@ -454,7 +456,7 @@ def test_a_finished_run_folder_is_refused_without_resume_or_overwrite(tmp_path, 
 
 @pytest.mark.slow
 def test_pruning_keeps_the_resumed_runs_newest_checkpoints(tmp_path):
-    from gluon_deeplab.checkpoint import latest_checkpoint
+    from gluon_deeplab.engine.checkpoint import latest_checkpoint
     run = tmp_path / 'run'
     r18 = ('--backbone', 'resnet18_v2')
     assert main(_tiny(run, *r18, '--train_epochs', '3')) == 0
@@ -470,9 +472,9 @@ def test_pruning_keeps_the_resumed_runs_newest_checkpoints(tmp_path):
 
 
 def test_a_run_folder_in_use_is_refused_naming_the_process(tmp_path):
-    from gluon_deeplab.checkpoint import RunFolderInUse, lock_run_folder
+    from gluon_deeplab.engine.checkpoint import RunFolderInUse, lock_run_folder
     code = ('import sys, time; sys.path.insert(0, %r)\n'
-            'from gluon_deeplab.checkpoint import lock_run_folder\n'
+            'from gluon_deeplab.engine.checkpoint import lock_run_folder\n'
             'lock = lock_run_folder(%r); print("locked", flush=True); time.sleep(60)'
             % (REPO, str(tmp_path)))
     other = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
@@ -557,7 +559,8 @@ def test_a_killed_data_worker_stops_the_loop_instead_of_hanging():
     import signal
     import threading
     import time
-    from gluon_deeplab.mxnet_private import data_worker_pids
+
+    from gluon_deeplab.runtime.mxnet_private import data_worker_pids
     from gluon_deeplab.train import DataWorkerDied, stop_if_a_data_worker_dies
     loader = gluon.data.DataLoader(_SlowItems(), batch_size=2, num_workers=2)
     [victim] = data_worker_pids(loader)[:1]
@@ -577,7 +580,7 @@ def test_a_killed_data_worker_stops_the_loop_instead_of_hanging():
 
 _WORKER_KILLER = '''
 import os, signal, sys
-import gluon_deeplab.transforms as transforms
+import gluon_deeplab.datasets.transforms as transforms
 real = transforms.TrainTransform.__call__
 def call(self, img, label, rng):
     if os.path.exists(sys.argv[1]) and os.getpid() != int(open(sys.argv[1]).read()):
@@ -774,7 +777,7 @@ def _accumulation_run(accumulate, batch):
     losses = [train_step(net, SoftmaxCrossEntropyLoss(), trainer, data, label,
                          [mx.cpu(0), mx.cpu(1)], accumulate=accumulate).asscalar()
               for _ in range(2)]  # the second step applies momentum too
-    from gluon_deeplab.mxnet_private import structural_params
+    from gluon_deeplab.runtime.mxnet_private import structural_params
     return losses, {k: p.data().asnumpy() for k, p in structural_params(net).items()}
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 
-from gluon_deeplab.transforms import EvalTransform, TrainTransform, normalize
 from conftest import ONE_OP, assert_close
+from gluon_deeplab.datasets.transforms import EvalTransform, TrainTransform, normalize
 
 
 def test_normalize_matches_definition():

@@ -9,8 +9,8 @@ from mxnet.gluon import nn
 from mxnet.gluon.model_zoo import vision
 
 from conftest import NETWORK, assert_close, max_abs_diff
-from gluon_deeplab.mxnet_private import structural_params
-from gluon_deeplab.xception import Xception65Backbone
+from gluon_deeplab.models.backbones.xception import Xception65Backbone
+from gluon_deeplab.runtime.mxnet_private import structural_params
 
 CLASSIFIER = {'fc.weight', 'fc.bias'}
 

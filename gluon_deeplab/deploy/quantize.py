@@ -19,10 +19,10 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-from .datasets import DATASETS, get_dataset
+from ..datasets import DATASETS, get_dataset
+from ..datasets.transforms import TrainTransform
+from ..runtime.precision import cpu_flags
 from .fusion import fusion_available
-from .precision import cpu_flags
-from .transforms import TrainTransform
 
 __all__ = ['VNNI_FLAGS', 'calibration_crops', 'convolutions_added_to_unsigned',
            'int8_support', 'quantize_network']

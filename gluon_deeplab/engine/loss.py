@@ -6,7 +6,7 @@ import mxnet as mx
 import numpy as np
 from mxnet.gluon import HybridBlock
 
-from .datasets.base import IGNORE_LABEL
+from ..datasets.base import IGNORE_LABEL
 
 __all__ = ['SoftmaxCrossEntropyLoss']
 

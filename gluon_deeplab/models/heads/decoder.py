@@ -2,8 +2,8 @@
 Convolution for Semantic Image Segmentation", arXiv:1802.02611, Sec. 3.1, Fig. 2)."""
 from mxnet.gluon import nn
 
-from .heads import conv_bn_relu
-from .resize import bilinear_resize_like
+from ..layers.resize import bilinear_resize_like
+from .context_head import conv_bn_relu
 
 __all__ = ['Decoder', 'DECODER_OUTPUT_STRIDES']
 

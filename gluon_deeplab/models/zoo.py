@@ -3,7 +3,7 @@ import os
 
 import mxnet as mx
 
-from .mxnet_private import load_into, structural_params
+from ..runtime.mxnet_private import load_into, structural_params
 
 __all__ = ['load_zoo_file']
 

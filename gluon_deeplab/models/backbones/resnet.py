@@ -9,8 +9,8 @@ for Semantic Image Segmentation", Sec. 3.2), with multi-grid unit rates in stage
 """
 from mxnet.gluon import nn
 
-from .registry import lookup
-from .zoo import load_zoo_file
+from ...registry import lookup
+from ..zoo import load_zoo_file
 
 __all__ = ['ResNetV2Backbone', 'BACKBONE_LAYERS', 'default_multi_grid', 'stage_rates',
            'load_model_zoo_params']

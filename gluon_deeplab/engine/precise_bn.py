@@ -11,7 +11,7 @@ import mxnet as mx
 from mxnet import autograd
 from mxnet.gluon import nn
 
-from .mxnet_private import hybridize_settings
+from ..runtime.mxnet_private import hybridize_settings
 
 __all__ = ['recompute_batch_norm_statistics']
 

@@ -22,8 +22,8 @@ differs from the paper and the TF model:
 """
 from mxnet.gluon import nn
 
-from .registry import lookup
-from .zoo import load_zoo_file
+from ...registry import lookup
+from ..zoo import load_zoo_file
 
 __all__ = ['Xception65Backbone', 'ATROUS_SETTINGS']
 

@@ -13,7 +13,7 @@ import mxnet as mx
 from mxnet import gluon
 from mxnet.kvstore import KVStoreBase
 
-from .mxnet_private import start_trainer_store, structural_params
+from ..runtime.mxnet_private import start_trainer_store, structural_params
 
 __all__ = ['KVSTORES', 'Workers', 'HorovodKVStore', 'parameter_checksum']
 

@@ -3,8 +3,8 @@ Zhao et al. 2017, Sec. 3.3 "deep supervision"; GluonCV's, mmsegmentation's and
 torchvision's ``aux`` / ``FCNHead``)."""
 from mxnet.gluon import nn
 
-from .heads import conv_bn_relu
-from .resize import bilinear_resize_like
+from ..layers.resize import bilinear_resize_like
+from .context_head import conv_bn_relu
 
 __all__ = ['AuxHead', 'WithAuxHead']
 

@@ -6,7 +6,7 @@ Images enter as (H, W, 3) uint8 RGB numpy arrays, labels as (H, W) uint8 class i
 import cv2
 import numpy as np
 
-from .datasets.base import IGNORE_LABEL
+from .base import IGNORE_LABEL
 
 __all__ = ['MEAN', 'STD', 'normalize', 'TrainTransform', 'EvalTransform']
 

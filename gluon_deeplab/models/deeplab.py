@@ -6,14 +6,14 @@ import functools
 import mxnet as mx
 from mxnet.gluon import nn
 
-from .atrous import AtrousConv2D
-from .decoder import DECODER_OUTPUT_STRIDES, Decoder
-from .group_norm import GROUPS, GroupNorm
+from ..registry import lookup
+from .backbones.resnet import ResNetV2Backbone
+from .backbones.xception import Xception65Backbone
 from .heads import HEADS
-from .registry import lookup
-from .resize import bilinear_resize_like
-from .resnet import ResNetV2Backbone
-from .xception import Xception65Backbone
+from .heads.decoder import DECODER_OUTPUT_STRIDES, Decoder
+from .layers.atrous import AtrousConv2D
+from .layers.group_norm import GROUPS, GroupNorm
+from .layers.resize import bilinear_resize_like
 
 __all__ = ['DeepLabV3', 'FixedSizeOutput', 'get_deeplab', 'initialize_network', 'INIT',
            'BACKBONES']

@@ -2,7 +2,7 @@
 (Badrinarayanan et al. 2017, Sec. 3.4; Eigen & Fergus 2015), or weights from a file."""
 import numpy as np
 
-from .datasets.base import IGNORE_LABEL
+from .base import IGNORE_LABEL
 
 __all__ = ['median_frequency_weights', 'read_class_weights', 'format_class_weights']
 

@@ -88,6 +88,7 @@ def set_precision(dtype):
         amp.init(target_dtype='float16')
         return
     from mxnet.contrib.amp.lists import symbol_bf16
+
     # The bf16 lists leave Concat as "any dtype, but all inputs equal"; image pooling's
     # broadcast_like is float32-only, the other branches bf16, so the heads' concat would
     # fail. Casting concat's inputs to float32 costs little (5 x 256 channels).

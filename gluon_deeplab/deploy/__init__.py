@@ -1,0 +1,1 @@
+"""Deployment: BatchNorm folding and oneDNN fusion, INT8 quantization."""

@@ -1,0 +1,1 @@
+"""Training machinery: loss, poly schedule, precise BatchNorm statistics, checkpoints, several devices and workers."""

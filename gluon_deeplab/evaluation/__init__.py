@@ -1,0 +1,1 @@
+"""Scoring: the confusion-matrix metrics and multi-scale / sliding-window inference."""

@@ -1,0 +1,1 @@
+"""Layers the backbones and heads are built of: atrous convolution, box average pooling, GroupNorm, bilinear resize."""
