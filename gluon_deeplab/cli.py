@@ -11,17 +11,13 @@ import sys
 import traceback
 
 import numpy as np
-from mxnet.base import MXNetError
-from mxnet.gluon import nn
 
 from .datasets import DATASETS
 from .deploy.quantize import int8_support
-from .engine.checkpoint import load_settings, params_file_problem, refuse_non_finite
-from .models.backbones.resnet import default_multi_grid
-from .models.deeplab import BACKBONES, get_deeplab
+from .engine.checkpoint import load_settings
+from .models.config import load_model
+from .models.deeplab import BACKBONES
 from .models.heads import HEADS, OS8_RATE_FACTORS
-from .models.layers.group_norm import GroupNorm
-from .runtime.mxnet_private import structural_params
 
 __all__ = ['head_name', 'backbone_name', 'positive_int', 'nonnegative_int', 'positive_float',
            'nonnegative_float', 'unit_fraction', 'momentum',
@@ -141,9 +137,9 @@ def add_rates_at_os8_arg(parser, default_help):
 def network_from_args(args, ctx):
     """Fill the unset network flags of ``args`` (``add_network_args``) from the settings
     saved beside the checkpoint, then the defaults, and return the network with the
-    checkpoint's parameters loaded on ``ctx`` (not hybridized). Also sets
-    ``args.num_classes``, ``args.classes`` (names) and ``args.palette`` ((256, 3) uint8)
-    from the saved settings or the dataset. Raises UserError when the checkpoint is
+    checkpoint's parameters loaded on ``ctx`` (not hybridized; ``models.config.load_model``).
+    Also sets ``args.num_classes``, ``args.classes`` (names) and ``args.palette`` ((256, 3)
+    uint8) from the saved settings or the dataset. Raises UserError when the checkpoint is
     missing, is a folder, does not fit the network, or has no settings beside it and
     ``--dataset`` / ``--head`` were not given."""
     if os.path.isdir(args.checkpoint):
@@ -160,38 +156,28 @@ def network_from_args(args, ctx):
     if missing:
         raise UserError('no training settings beside %s (no epoch_*.json in its folder): give '
                         '%s' % (args.checkpoint, ' and '.join(missing)))
-    args.multi_grid = tuple(saved.get('multi_grid') or default_multi_grid(args.backbone))
-    if getattr(args, 'decoder_output_stride', None) is None:
-        args.decoder_output_stride = saved.get('decoder_output_stride')
     cls = DATASETS[args.dataset]
-    args.num_classes = saved.get('num_classes', cls.NUM_CLASS)
-    args.classes = tuple(saved.get('classes') or cls.CLASSES or ())
-    colours = np.asarray(saved.get('palette') or (() if cls.PALETTE is None else cls.PALETTE),
-                         np.uint8).reshape(-1, 3)
-    args.palette = np.zeros((256, 3), np.uint8)
-    args.palette[:len(colours)] = colours[:256]
-    if args.num_classes is None or len(args.classes) != args.num_classes:
+    num_classes = saved.get('num_classes', cls.NUM_CLASS)
+    classes = tuple(saved.get('classes') or cls.CLASSES or ())
+    if num_classes is None or len(classes) != num_classes:
         raise UserError('the number of classes of %s is unknown: it needs the training '
                         'settings beside it (dataset %s reads them from the data)'
                         % (args.checkpoint, args.dataset))
     if given_dataset and saved.get('num_classes') and cls.NUM_CLASS:  # fixed classes
-        refuse_other_classes(args.checkpoint, args.classes, cls.CLASSES,
-                             '--dataset %s' % given_dataset)
-    args.rates_at_os8 = getattr(args, 'rates_at_os8', None) or saved.get('rates_at_os8')
-    net = get_deeplab(args.head, args.output_stride, args.num_classes, args.backbone,
-                      multi_grid=args.multi_grid, rates_at_os8=args.rates_at_os8,
-                      decoder_output_stride=args.decoder_output_stride,
-                      norm_layer=GroupNorm if saved.get('norm') == 'group' else nn.BatchNorm)
+        refuse_other_classes(args.checkpoint, classes, cls.CLASSES, '--dataset %s' % given_dataset)
     try:
-        net.load_parameters(args.checkpoint, ctx=ctx)
-    except (AssertionError, MXNetError, ValueError) as err:
-        problem = params_file_problem(args.checkpoint)
-        if problem:
-            raise UserError('checkpoint %s is %s' % (args.checkpoint, problem))
-        raise UserError('%s is not a %s network with %d classes on %s (%s)' % (
-            args.checkpoint, args.head, args.num_classes, args.backbone,
-            str(err).strip().splitlines()[0]))
-    refuse_non_finite(structural_params(net), 'checkpoint %s' % args.checkpoint)
+        net, config = load_model(
+            args.checkpoint, ctx, head=args.head, backbone=args.backbone,
+            output_stride=args.output_stride, num_classes=num_classes, classes=classes,
+            decoder_output_stride=getattr(args, 'decoder_output_stride', None),
+            rates_at_os8=getattr(args, 'rates_at_os8', None),
+            palette=saved.get('palette') or (() if cls.PALETTE is None else cls.PALETTE))
+    except ValueError as err:
+        raise UserError(str(err))
+    for key in ('multi_grid', 'decoder_output_stride', 'rates_at_os8', 'num_classes', 'classes'):
+        setattr(args, key, getattr(config, key))
+    args.palette = np.zeros((256, 3), np.uint8)
+    args.palette[:len(config.palette)] = np.asarray(config.palette, np.uint8).reshape(-1, 3)[:256]
     return net
 
 

@@ -13,7 +13,6 @@ import sys
 
 import numpy as np
 from mxnet import gluon
-from tqdm import tqdm
 
 from .cli import (add_device_args, add_inference_args, add_int8_arg, add_network_args,
                   data_dir_or_saved, network_from_args, positive_int, refuse_int8_unless_usable,
@@ -23,31 +22,12 @@ from .datasets.transforms import EvalTransform
 from .deploy.fusion import hybridize_for_inference
 from .deploy.quantize import calibration_crops, quantize_network
 from .engine.checkpoint import atomic_write_text, load_settings, unique_stem
-from .evaluation.inference import predict_probs, window_stride
-from .evaluation.metrics import SegmentationMetric
+from .evaluation.inference import window_stride
+from .evaluation.loop import evaluate
 from .plot import plot_confusion
 from .runtime.devices import parse_contexts
 
-__all__ = ['evaluate', 'format_iou_table', 'result_name', 'main']
-
-
-def evaluate(net, loader, ctx, num_classes, scales=(1.0,), flip=False, window=None,
-             stride=None, progress=True):
-    """Run ``net`` (inference mode) on every (image, label) batch of ``loader`` and return
-    the filled ``SegmentationMetric``.
-
-    ``loader`` yields (N, 3, H, W) float32 images and (N, H, W) int labels; batches go to
-    the devices in ``ctx`` in turn. With the defaults this is plain whole-image inference;
-    other ``scales``, ``flip`` or a sliding ``window`` go through ``predict_probs``.
-    """
-    plain = tuple(scales) == (1.0,) and not flip and not window
-    metric = SegmentationMetric(num_classes)
-    for i, (data, label) in enumerate(tqdm(loader, desc='eval', leave=False,
-                                           disable=not progress)):
-        x = data.as_in_context(ctx[i % len(ctx)])
-        scores = net(x) if plain else predict_probs(net, x, scales, flip, window, stride)
-        metric.update(label, scores)
-    return metric
+__all__ = ['format_iou_table', 'result_name', 'main']
 
 
 def format_iou_table(metric, class_names):

@@ -31,7 +31,7 @@ import time
 
 from .runtime.cpu_threads import MARK
 
-__all__ = ['Node', 'plan', 'run', 'main']
+__all__ = ['Node', 'job_nodes', 'run', 'main']
 
 #: What a server or the scheduler runs: importing MXNet with DMLC_ROLE=server or
 #: scheduler runs that role's loop, and the process exits when the job ends.
@@ -66,7 +66,7 @@ def _free_port(host):
         return s.getsockname()[1]
 
 
-def plan(command, num_workers, num_servers=None, hosts=None, host='127.0.0.1', port=0,
+def job_nodes(command, num_workers, num_servers=None, hosts=None, host='127.0.0.1', port=0,
          python=sys.executable, environ=None):
     """The job's processes, as a list of ``Node``: the scheduler on this machine at
     ``host:port`` (``port`` 0: a free one), then ``num_servers`` servers (default: one
@@ -166,7 +166,7 @@ def _raise_terminated(signum, frame):
 
 
 def run(nodes, timeout=None, ssh='ssh -tt -o BatchMode=yes', log=sys.stderr):
-    """Start ``nodes`` (``plan``) and watch them. Returns 0 once every worker exited with
+    """Start ``nodes`` (``job_nodes``) and watch them. Returns 0 once every worker exited with
     status 0 (servers and scheduler are then given 30 s to end); otherwise stops every
     process and returns 1 after writing which one failed, that ``timeout`` seconds
     passed, or that the launcher was interrupted (SIGINT) or terminated (SIGTERM), to
@@ -247,7 +247,7 @@ def main(argv=None):
             p.error('with remote hosts, --host must be an address of this machine that '
                     'they can reach (the scheduler listens there)')
     try:
-        nodes = plan(command, args.num_workers, args.num_servers, hosts, args.host, args.port,
+        nodes = job_nodes(command, args.num_workers, args.num_servers, hosts, args.host, args.port,
                      args.python)
     except (ValueError, OSError) as err:
         p.error(str(err))

@@ -334,7 +334,7 @@ def bench_atrous(args, ctx):
 
 def bench_eval(args, ctx):
     from gluon_deeplab.datasets import CamVidSegmentation
-    from gluon_deeplab.evaluate import evaluate
+    from gluon_deeplab.evaluation.loop import evaluate
     from gluon_deeplab.evaluation.metrics import SegmentationMetric
     from gluon_deeplab.datasets.transforms import EvalTransform
     val = CamVidSegmentation(args.eval_data, 'val', EvalTransform())

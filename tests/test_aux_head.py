@@ -6,9 +6,9 @@ from mxnet import autograd
 from conftest import LAYER, ONE_OP, assert_close
 from gluon_deeplab import get_deeplab
 from gluon_deeplab.engine.loss import SoftmaxCrossEntropyLoss
+from gluon_deeplab.engine.step import weighted_loss
 from gluon_deeplab.models.heads.aux import AuxHead, WithAuxHead
 from gluon_deeplab.runtime.mxnet_private import structural_params
-from gluon_deeplab.train import weighted_loss
 
 
 def test_aux_head_reads_stage_3_and_is_weighted_into_the_loss_only():

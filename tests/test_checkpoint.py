@@ -3,9 +3,8 @@ import os
 
 import pytest
 
-from gluon_deeplab.engine.checkpoint import (latest_checkpoint, remove_temporary_files,
-                                             save_checkpoint)
-from gluon_deeplab.train import check_same_network
+from gluon_deeplab.engine.checkpoint import (check_same_network, latest_checkpoint,
+                                             remove_temporary_files, save_checkpoint)
 
 
 class _Writer:

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from mxnet import gluon
 from PIL import Image
+from test_datasets import _camvid
 
 from conftest import SAMPLE
 from gluon_deeplab.datasets import CamVidSegmentation
 from gluon_deeplab.datasets.checks import check_overlap, drop_bad_samples, find_bad_samples
-from test_datasets import _camvid
 
 
 def _broken(tmp_path):

@@ -97,6 +97,7 @@ def test_shipped_sample_is_real_and_consistent():
 
 def test_truncated_image_is_an_error_even_if_another_library_allows_them(tmp_path):
     from PIL import ImageFile
+
     from gluon_deeplab.datasets.base import read_image
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)).save(
         tmp_path / 'full.png')
@@ -116,6 +117,7 @@ def test_truncated_files_are_errors_when_the_flag_changes_during_decoding(tmp_pa
     old per-read toggle raced so) must not let a truncated PNG, JPEG or BMP through, nor
     a PNG whose compressed data is zeroed (same length, bad chunk CRC)."""
     from PIL import ImageFile
+
     from gluon_deeplab.datasets.base import read_image, read_index_png
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (48, 40, 3), np.uint8)

@@ -9,8 +9,7 @@ import scipy.io
 from PIL import Image
 
 from gluon_deeplab.datasets import (DATASETS, CityscapesSegmentation, FolderSegmentation,
-                                    VOCAugSegmentation, get_dataset)
-from gluon_deeplab.datasets import voc_aug
+                                    VOCAugSegmentation, get_dataset, voc_aug)
 
 H, W = 4, 5
 # Like the real lists: SBD train shares ids with VOC train, SBD val with VOC val.

@@ -106,7 +106,7 @@ def test_export_round_trip_with_the_decoder(tmp_path):
 
 
 def test_checkpoints_without_a_decoder_still_load_and_the_two_are_told_apart(tmp_path):
-    from gluon_deeplab.train import check_same_network
+    from gluon_deeplab.engine.checkpoint import check_same_network
     plain = get_deeplab('aspp', 16, num_classes=3)
     plain.initialize()
     plain(mx.nd.zeros((1, 3, 32, 32)))

@@ -12,7 +12,7 @@ from mxnet import gluon
 from conftest import NETWORK, REPO, TESTS, assert_close, max_abs_diff
 from gluon_deeplab.engine.distributed import Workers
 from gluon_deeplab.engine.loss import SoftmaxCrossEntropyLoss
-from gluon_deeplab.train import train_step
+from gluon_deeplab.engine.step import train_step
 
 STEPS, GLOBAL_BATCH = 3, 5  # 5 images over 2 workers: shares of 2 and 3
 

@@ -10,8 +10,9 @@ from conftest import SAMPLE
 from gluon_deeplab import SegmentationMetric
 from gluon_deeplab.datasets import CamVidSegmentation
 from gluon_deeplab.datasets.transforms import EvalTransform
-from gluon_deeplab.evaluate import evaluate, main
+from gluon_deeplab.evaluate import main
 from gluon_deeplab.evaluation.inference import predict_probs
+from gluon_deeplab.evaluation.loop import evaluate
 
 
 @pytest.fixture(scope='module')

@@ -8,7 +8,8 @@ from mxnet import gluon
 
 from conftest import NETWORK, assert_close
 from gluon_deeplab import get_deeplab
-from gluon_deeplab.export import export_mxnet, export_onnx, main as export_main
+from gluon_deeplab.export import export_mxnet, export_onnx
+from gluon_deeplab.export import main as export_main
 
 HEIGHT, WIDTH = 48, 64
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import REPO, TESTS
-from gluon_deeplab.launch import plan
+from gluon_deeplab.launch import job_nodes
 
 pytestmark = pytest.mark.slow  # subprocesses: workers, servers, launchers
 
@@ -44,7 +44,7 @@ def _launch(args, worker, timeout=120):
 
 
 def test_plan_gives_every_process_the_dmlc_environment():
-    nodes = plan(['python', 'train.py'], 3, hosts=['10.0.0.2', '10.0.0.3'], host='10.0.0.1',
+    nodes = job_nodes(['python', 'train.py'], 3, hosts=['10.0.0.2', '10.0.0.3'], host='10.0.0.1',
                  port=9000)
     assert [(n.role, n.host) for n in nodes] == [
         ('scheduler', None), ('server', '10.0.0.2'), ('server', '10.0.0.3'),
@@ -55,21 +55,21 @@ def test_plan_gives_every_process_the_dmlc_environment():
         assert (n.env['DMLC_NUM_WORKER'], n.env['DMLC_NUM_SERVER']) == ('3', '2')
         assert n.env['DMLC_NODE_HOST'] == (n.host or '10.0.0.1')
     assert nodes[-1].command == ['python', 'train.py']
-    local = plan(['w'], 2)
+    local = job_nodes(['w'], 2)
     assert {n.env['DMLC_NODE_HOST'] for n in local} == {'127.0.0.1'}
     assert [n.host for n in local] == [None] * 4
 
 
 def test_workers_on_one_machine_share_the_default_thread_count_not_the_user_s():
     from gluon_deeplab.runtime.cpu_threads import MARK
-    ours = plan(['w'], 2, environ={'OMP_NUM_THREADS': '4', MARK: '4'})
+    ours = job_nodes(['w'], 2, environ={'OMP_NUM_THREADS': '4', MARK: '4'})
     assert [(n.role, n.env['OMP_NUM_THREADS']) for n in ours] == [
         ('scheduler', '1'), ('server', '1'), ('worker', '2'), ('worker', '2')]
     # set by the user (or by us and then changed by the user): passed on as it is
     for environ in ({'OMP_NUM_THREADS': '4'}, {'OMP_NUM_THREADS': '3', MARK: '4'}):
-        assert all('OMP_NUM_THREADS' not in n.env for n in plan(['w'], 2, environ=environ))
+        assert all('OMP_NUM_THREADS' not in n.env for n in job_nodes(['w'], 2, environ=environ))
     # workers elsewhere start with their own machine's default
-    remote = plan(['w'], 2, hosts=['10.0.0.2'], host='10.0.0.1', port=9000,
+    remote = job_nodes(['w'], 2, hosts=['10.0.0.2'], host='10.0.0.1', port=9000,
                   environ={'OMP_NUM_THREADS': '4', MARK: '4'})
     assert [n.env.get('OMP_NUM_THREADS') for n in remote] == ['1', None, None, None]
 

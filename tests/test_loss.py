@@ -2,8 +2,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from gluon_deeplab import SoftmaxCrossEntropyLoss
 from conftest import LAYER, assert_close
+from gluon_deeplab import SoftmaxCrossEntropyLoss
 
 
 def _numpy_reference(logits, label):

@@ -6,8 +6,8 @@ from mxnet import autograd
 
 from conftest import LAYER, assert_close, tiny_deeplab
 from gluon_deeplab.engine.loss import SoftmaxCrossEntropyLoss
+from gluon_deeplab.engine.step import weighted_loss
 from gluon_deeplab.models.msc import MultiScaleInputs, check_scales
-from gluon_deeplab.train import weighted_loss
 
 
 def _np_loss(logits, label):

@@ -14,8 +14,11 @@ from mxnet.gluon.contrib.nn import SyncBatchNorm
 from conftest import (NETWORK, ONE_OP, REPO, SAMPLE, SYNC_ENV, assert_close, max_abs_diff,
                       run_isolated)
 from gluon_deeplab.engine.loss import SoftmaxCrossEntropyLoss
+from gluon_deeplab.engine.network import build_network
+from gluon_deeplab.engine.run_folder import claim_run_folder
+from gluon_deeplab.engine.step import train_step
 from gluon_deeplab.models.heads import ASPP
-from gluon_deeplab.train import build_network, claim_run_folder, main, parse_args, train_step
+from gluon_deeplab.train import main, parse_args
 
 
 def _step(ctx, data, label, loss_fn=None):
@@ -146,16 +149,17 @@ def test_trains_on_the_shipped_sample_logs_checkpoints_and_resumes(tmp_path, cap
 #: rename that would complete it.
 _KILLER = '''
 import os, signal, sys
+import gluon_deeplab.engine.step as step
 import gluon_deeplab.train as train
 mode, where = sys.argv[1:3]
 if mode == 'step':
-    real_step, calls = train.train_step, []
+    real_step, calls = step.train_step, []
     def train_step(*args, **kwargs):
         calls.append(1)
         if len(calls) == int(where):
             os.kill(os.getpid(), signal.SIGKILL)
         return real_step(*args, **kwargs)
-    train.train_step = train_step
+    step.train_step = train_step
 elif mode == 'write':
     real_replace = os.replace
     def replace(src, dst):
@@ -227,8 +231,8 @@ def _poison_step(monkeypatch, bad_calls):
     """Make training steps number ``bad_calls`` see a NaN image batch (which makes the
     first BatchNorm's batch statistics NaN) and give a NaN loss (ReLU turns NaN
     activations into zeros, so NaN images alone need not reach the loss)."""
-    import gluon_deeplab.train as train
-    real_step, calls = train.train_step, []
+    import gluon_deeplab.engine.step as step
+    real_step, calls = step.train_step, []
 
     def train_step(net, loss_fn, trainer, data, label, ctx, **kwargs):
         calls.append(1)
@@ -236,13 +240,14 @@ def _poison_step(monkeypatch, bad_calls):
             data, real_loss = data * float('nan'), loss_fn
             loss_fn = lambda out, y: real_loss(out, y) * float('nan')  # noqa: E731
         return real_step(net, loss_fn, trainer, data, label, ctx, **kwargs)
-    monkeypatch.setattr(train, 'train_step', train_step)
+    monkeypatch.setattr(step, 'train_step', train_step)
 
 
 @pytest.mark.slow
 def test_non_finite_loss_stops_naming_iteration_and_images(tmp_path, monkeypatch, capsys):
     from gluon_deeplab.datasets import CamVidSegmentation
-    from gluon_deeplab.train import TrainingStopped, epoch_batches, fit
+    from gluon_deeplab.datasets.loader import epoch_batches
+    from gluon_deeplab.engine.loop import TrainingStopped, fit
     _poison_step(monkeypatch, {9})
     args = _sample_args(tmp_path, '--train_epochs', '2')
     with pytest.raises(TrainingStopped) as err:
@@ -265,7 +270,7 @@ def test_non_finite_loss_stops_naming_iteration_and_images(tmp_path, monkeypatch
 
 @pytest.mark.slow
 def test_skipped_non_finite_batches_leave_weights_and_statistics_finite(tmp_path, monkeypatch):
-    from gluon_deeplab.train import fit
+    from gluon_deeplab.engine.loop import fit
     _poison_step(monkeypatch, {2, 5})
     args = _sample_args(tmp_path, '--train_epochs', '1', '--nan_policy', 'skip')
     records = fit(args)
@@ -301,18 +306,18 @@ def test_unusable_run_folder_is_reported_before_training(tmp_path, monkeypatch):
     import shutil
     from collections import namedtuple
 
-    from gluon_deeplab import train
+    from gluon_deeplab.engine.loop import fit
     (tmp_path / 'a_file').write_text('')
     args = _sample_args(tmp_path, '--max_iter', '1')
     args.run_dir = str(tmp_path / 'a_file' / 'run')
     with pytest.raises(PermissionError, match='run folder .*a_file/run is not writable'):
-        train.fit(args)
+        fit(args)
     usage = namedtuple('usage', 'total used free')
     monkeypatch.setattr(shutil, 'disk_usage', lambda path: usage(10 ** 9, 10 ** 9, 10 ** 6))
     args.run_dir = str(tmp_path / 'run')
     with pytest.raises(OSError, match=r'run folder .*run has 1 MB free; a checkpoint and '
                                       r'final.params need \d+ MB'):
-        train.fit(args)
+        fit(args)
     assert not os.path.exists(os.path.join(args.run_dir, 'log.jsonl'))
 
 
@@ -320,7 +325,7 @@ def test_unusable_run_folder_is_reported_before_training(tmp_path, monkeypatch):
 def test_training_refuses_val_images_in_the_training_list(tmp_path):
     import shutil
 
-    from gluon_deeplab.train import fit
+    from gluon_deeplab.engine.loop import fit
     data = tmp_path / 'camvid'
     shutil.copytree(SAMPLE, data)
     val_lines = (data / 'val.txt').read_text().splitlines()
@@ -381,7 +386,7 @@ def _state(net):
 
 
 def test_one_epoch_stops_on_a_non_finite_loss_naming_iteration_and_images():
-    from gluon_deeplab.train import NonFiniteLoss, train_one_epoch
+    from gluon_deeplab.engine.step import NonFiniteLoss, train_one_epoch
     net, trainer, batches = _epoch_setup()
     data, label, ids = batches[1]
     batches[1] = (data * float('nan'), label, ids)
@@ -392,7 +397,7 @@ def test_one_epoch_stops_on_a_non_finite_loss_naming_iteration_and_images():
 
 
 def test_one_epoch_skips_a_non_finite_batch_without_touching_weights_or_statistics():
-    from gluon_deeplab.train import train_one_epoch
+    from gluon_deeplab.engine.step import train_one_epoch
     net, trainer, batches = _epoch_setup()
     data, label, ids = batches[1]
     batches[1] = (data * float('nan'), label, ids)
@@ -415,7 +420,7 @@ def test_one_epoch_skips_a_non_finite_batch_without_touching_weights_or_statisti
 
 
 def test_one_epoch_stops_at_max_iter_and_follows_the_schedule():
-    from gluon_deeplab.train import train_one_epoch
+    from gluon_deeplab.engine.step import train_one_epoch
     net, trainer, batches = _epoch_setup()
     lrs = []
 
@@ -560,8 +565,8 @@ def test_a_killed_data_worker_stops_the_loop_instead_of_hanging():
     import threading
     import time
 
+    from gluon_deeplab.datasets.loader import DataWorkerDied, stop_if_a_data_worker_dies
     from gluon_deeplab.runtime.mxnet_private import data_worker_pids
-    from gluon_deeplab.train import DataWorkerDied, stop_if_a_data_worker_dies
     loader = gluon.data.DataLoader(_SlowItems(), batch_size=2, num_workers=2)
     [victim] = data_worker_pids(loader)[:1]
     seen, tic = [], time.time()

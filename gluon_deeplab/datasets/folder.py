@@ -28,31 +28,11 @@ def read_classes(path):
         raise FileNotFoundError(
             'class list not found: %s (the folder data set needs it: one class name a line, '
             'in label order, optionally followed by its colour "R G B")' % path)
-    names, colours, values = [], [], []
     with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line or line.startswith('#'):
-                continue
-            value, colon, rest = line.partition(':')
-            if colon and value.strip().isdigit():
-                if int(value) > 255:
-                    raise ValueError('%s line %d: mask value %s out of 0-255'
-                                     % (path, lineno, value.strip()))
-                values.append(int(value))
-                line = rest.strip()
-            else:
-                values.append(None)
-            fields = line.split()
-            colour = None
-            if len(fields) >= 4 and all(f.isdigit() for f in fields[-3:]):
-                colour = [int(f) for f in fields[-3:]]
-                if max(colour) > 255:
-                    raise ValueError('%s line %d: colour %s out of 0-255'
-                                     % (path, lineno, ' '.join(fields[-3:])))
-                line = ' '.join(fields[:-3])
-            names.append(line)
-            colours.append(colour)
+        lines = [(lineno, line.strip()) for lineno, line in enumerate(f, 1)]
+    parsed = [_class_line(line, '%s line %d' % (path, lineno)) for lineno, line in lines
+              if line and not line.startswith('#')]
+    values, names, colours = (list(column) for column in zip(*parsed)) if parsed else ([],) * 3
     if not names:
         raise ValueError('class list %s is empty; expected one class name a line, in label '
                          'order (label value 0 = first line)' % path)
@@ -71,6 +51,24 @@ def read_classes(path):
         if colour is not None:
             palette[i] = colour
     return tuple(names), palette, tuple(values)
+
+
+def _class_line(line, where):
+    """``(mask value or None, name, colour or None)`` of a line ``[VALUE:] name [R G B]``
+    of classes.txt; ValueError naming ``where`` for a value or colour out of 0-255."""
+    value, colon, rest = line.partition(':')
+    if colon and value.strip().isdigit():
+        value, line = int(value), rest.strip()
+        if value > 255:
+            raise ValueError('%s: mask value %d out of 0-255' % (where, value))
+    else:
+        value = None
+    fields, colour = line.split(), None
+    if len(fields) >= 4 and all(f.isdigit() for f in fields[-3:]):
+        colour, line = [int(f) for f in fields[-3:]], ' '.join(fields[:-3])
+        if max(colour) > 255:
+            raise ValueError('%s: colour %s out of 0-255' % (where, ' '.join(fields[-3:])))
+    return value, line, colour
 
 
 def _by_stem(folder, extensions):
@@ -216,19 +214,8 @@ class FolderSegmentation(SegmentationDataset):
                     raise ValueError('%s line %d: expected an image stem or path, or "IMAGE '
                                      'MASK", got %r' % (list_file, lineno, line.strip()))
                 if len(fields) == 2:
-                    pair = []
-                    for written, base in zip(fields, (images, masks)):
-                        path, tried = locate_listed(written, (self.root, base))
-                        if path is None:
-                            raise FileNotFoundError('%s line %d names a missing file: %s '
-                                                    '(looked for %s)' % (list_file, lineno,
-                                                                         written,
-                                                                         ', '.join(tried)))
-                        if not os.path.isfile(path):
-                            raise ValueError('%s line %d names %s, which is a folder; '
-                                             'expected a file' % (list_file, lineno, path))
-                        pair.append(path)
-                    pairs.append(tuple(pair))
+                    pairs.append(self._listed_pair(fields, images, masks,
+                                                   '%s line %d' % (list_file, lineno)))
                     continue
                 written = fields[0]
                 image, key = self._listed_image(written, images)
@@ -253,6 +240,22 @@ class FolderSegmentation(SegmentationDataset):
                                        '; '.join(missing[:_SHOWN]),
                                        ' ...' if len(missing) > _SHOWN else ''))
         return pairs
+
+    def _listed_pair(self, fields, images, masks, where):
+        """The (image, mask) paths of an "IMAGE MASK" list line (``where``), each found
+        under root or its own folder; FileNotFoundError or ValueError (a folder) naming
+        ``where``."""
+        pair = []
+        for written, base in zip(fields, (images, masks)):
+            path, tried = locate_listed(written, (self.root, base))
+            if path is None:
+                raise FileNotFoundError('%s names a missing file: %s (looked for %s)'
+                                        % (where, written, ', '.join(tried)))
+            if not os.path.isfile(path):
+                raise ValueError('%s names %s, which is a folder; expected a file'
+                                 % (where, path))
+            pair.append(path)
+        return tuple(pair)
 
     def _listed_image(self, written, images):
         """``(image path or None, key)`` of a one-field list entry: a path (absolute, or

@@ -14,10 +14,13 @@ import tempfile
 
 from mxnet.base import MXNetError
 
+from ..datasets import DATASETS
+
 __all__ = ['atomic_write', 'atomic_write_text', 'remove_temporary_files', 'save_checkpoint',
-           'latest_checkpoint', 'load_checkpoint', 'load_settings', 'upgrade_settings',
+           'latest_checkpoint', 'load_checkpoint', 'newest_record', 'load_settings', 'upgrade_settings',
            'RunFolderInUse', 'lock_run_folder', 'run_files', 'unique_stem', 'InvalidJSON', 'read_json',
-           'params_file_problem', 'non_finite_arrays', 'refuse_non_finite']
+           'params_file_problem', 'non_finite_arrays', 'refuse_non_finite', 'NETWORK_KEYS',
+           'check_same_network']
 
 _TMP_PREFIX = '.tmp-'
 #: First 8 bytes of every file ``mx.nd.save`` writes (``kMXAPINDArrayListMagic``).
@@ -158,16 +161,22 @@ def upgrade_settings(settings):
     return {_RENAMED.get(k, k): v for k, v in settings.items()}
 
 
-def load_settings(params_file):
-    """Training settings saved beside ``params_file`` (those of the newest
-    ``epoch_*.json`` of its folder, ``upgrade_settings`` applied), or {} when there are
-    none. Raises ValueError naming that JSON file when it is not valid JSON."""
+def newest_record(params_file):
+    """The newest ``epoch_*.json`` of ``params_file``'s folder, parsed, or {} when there is
+    none. Raises InvalidJSON (a ValueError) naming the file when it does not parse."""
     folder = os.path.dirname(os.path.abspath(params_file))
     epochs = sorted(_checkpoint_epochs(folder))
     if not epochs:
         return {}
-    return upgrade_settings(read_json(os.path.join(folder, 'epoch_%04d.json' % epochs[-1]))
-                            .get('settings', {}))
+    record = read_json(os.path.join(folder, 'epoch_%04d.json' % epochs[-1]))
+    return record if isinstance(record, dict) else {}
+
+
+def load_settings(params_file):
+    """Training settings saved beside ``params_file`` (those of ``newest_record``,
+    ``upgrade_settings`` applied), or {} when there are none. Raises ValueError naming
+    that JSON file when it is not valid JSON."""
+    return upgrade_settings(newest_record(params_file).get('settings', {}))
 
 
 #: What a run leaves in its folder (``run_files``).
@@ -288,3 +297,31 @@ def refuse_non_finite(params, what):
         raise ValueError('%s holds NaN or infinite values in %d of %d parameter arrays (%s%s): '
                          'not a usable model' % (what, len(bad), len(params), ', '.join(bad[:3]),
                                                  ' ...' if len(bad) > 3 else ''))
+
+
+#: Settings under which two networks have interchangeable parameters.
+NETWORK_KEYS = ('head', 'num_classes', 'backbone', 'multi_grid', 'decoder_output_stride',
+                'norm')
+
+
+def check_same_network(saved, wanted, source):
+    """Raise ValueError naming ``source`` and every setting of ``NETWORK_KEYS`` in which
+    the ``saved`` settings (a checkpoint's, older key names accepted) differ from
+    ``wanted``; settings missing on either side are not compared. A missing
+    ``num_classes`` is the dataset's."""
+    def value(settings, key):
+        settings = upgrade_settings(settings)
+        if key == 'num_classes' and key not in settings and settings.get('dataset') in DATASETS:
+            return DATASETS[settings['dataset']].NUM_CLASS
+        if key == 'decoder_output_stride' and 'head' in settings:
+            return settings.get(key) or 'none'  # no decoder: a value, compared
+        if key == 'norm' and 'head' in settings:  # BatchNorm and SyncBatchNorm: the same
+            return 'group' if settings.get(key) == 'group' else 'batch'  # parameters
+        v = settings.get(key)
+        return tuple(v) if isinstance(v, list) else v
+    pairs = [(k, value(saved, k), value(wanted, k)) for k in NETWORK_KEYS]
+    diffs = ['%s %r there, %r here' % pair for pair in pairs
+             if None not in pair[1:] and pair[1] != pair[2]]
+    if diffs:
+        raise ValueError('%s was trained with another network: %s'
+                         % (source, '; '.join(diffs)))

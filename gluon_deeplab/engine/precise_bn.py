@@ -11,7 +11,7 @@ import mxnet as mx
 from mxnet import autograd
 from mxnet.gluon import nn
 
-from ..runtime.mxnet_private import hybridize_settings
+from ..runtime.mxnet_private import batch_norm_setting, hybridize_settings
 
 __all__ = ['recompute_batch_norm_statistics']
 
@@ -19,7 +19,7 @@ __all__ = ['recompute_batch_norm_statistics']
 def _batch_norms(net):
     layers = []
     net.apply(lambda b: layers.append(b) if isinstance(b, nn.BatchNorm)
-              and not b._kwargs.get('use_global_stats') else None)
+              and not batch_norm_setting(b, 'use_global_stats') else None)
     return layers
 
 
@@ -58,7 +58,7 @@ def recompute_batch_norm_statistics(net, batches, ctx):
         return read
     active, backend, flags = hybridize_settings(net)
     net.hybridize(False)  # hooks fire only in imperative mode
-    handles = [layer.register_forward_pre_hook(reader(total, layer._kwargs.get('axis', 1)))
+    handles = [layer.register_forward_pre_hook(reader(total, batch_norm_setting(layer, 'axis', 1)))
                for layer, total in zip(layers, sums)]
     count = 0
     try:

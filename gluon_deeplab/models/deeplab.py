@@ -7,6 +7,7 @@ import mxnet as mx
 from mxnet.gluon import nn
 
 from ..registry import lookup
+from ..runtime.mxnet_private import hybridize_settings
 from .backbones.resnet import ResNetV2Backbone
 from .backbones.xception import Xception65Backbone
 from .heads import HEADS
@@ -56,12 +57,7 @@ class DeepLabV3(nn.HybridBlock):
         self.backbone = backbone
         self.head = head
         self.decoder = decoder
-        self._hybridize_args = None  # (active, flags) of the last hybridize call
         self._planned_map = None  # feature map size a by-taps plan is for; None: any
-
-    def hybridize(self, active=True, *args, **kwargs):
-        self._hybridize_args = (active, args, kwargs)
-        super(DeepLabV3, self).hybridize(active, *args, **kwargs)
 
     def plan(self, input_size, training, device_type='cpu'):
         """Choose how the head's atrous layers compute for the inputs that follow:
@@ -80,12 +76,14 @@ class DeepLabV3(nn.HybridBlock):
         self.head.apply(lambda b: convs.append(b) if isinstance(b, AtrousConv2D) else None)
         changed = any([conv.set_map_size(size, training, device_type) for conv in convs])
         self._planned_map = size if any(conv.taps for conv in convs) else None
-        if changed and self._hybridize_args is not None:
-            active, args, flags = self._hybridize_args
-            self.hybridize(active, *args, **flags)  # public API: drops the cached graphs
+        active, backend, flags = hybridize_settings(self)
+        if changed and active:
+            self.hybridize(True, backend=backend, **flags)  # public API: drops cached graphs
         return changed
 
-    def forward(self, x, *args):
+    def check_planned(self, x):
+        """Raise ValueError when a by-taps plan is in force (``plan``) and the NDArray
+        ``x`` (N, 3, H, W) gives feature maps of another size."""
         if self._planned_map is not None and isinstance(x, mx.nd.NDArray):
             stride = self.backbone.output_stride
             size = tuple(-(-n // stride) for n in x.shape[2:])
@@ -93,20 +91,31 @@ class DeepLabV3(nn.HybridBlock):
                 raise ValueError('the network is planned for %s feature maps (atrous layers '
                                  'by taps); an input of %s gives %s: call plan() for it'
                                  % (self._planned_map, x.shape[2:], size))
+
+    def forward(self, x, *args):
+        self.check_planned(x)
         return super(DeepLabV3, self).forward(x, *args)
 
-    def low_res_logits(self, F, x, input_size=None):
+    def low_res_logits(self, F, x, input_size=None, with_stage3=False):
         """Logits before upsampling: (N, num_classes, ceil(H / os), ceil(W / os)), or with
         a decoder (N, num_classes, ceil(H / 4), ceil(W / 4)). ``input_size`` (H, W), when
-        the caller knows it, makes the decoder resize to explicit sizes (export)."""
-        if self.decoder is None:
+        the caller knows it, makes the decoder resize to explicit sizes (export). With
+        ``with_stage3``: ``(logits, stage 3's features)``, the auxiliary head's input
+        (``backbone.stages``)."""
+        if self.decoder is None and not with_stage3:
             return self.head(self.backbone(x))
-        low, high = self.backbone.stages(F, x)
-        size = None
-        if input_size is not None:
-            stride = self.backbone.low_level_stride
-            size = tuple(-(-int(n) // stride) for n in input_size)
-        return self.decoder(low, self.head(high), size)
+        if with_stage3:
+            low, mid, high = self.backbone.stages(F, x, with_stage3=True)
+        else:
+            low, high = self.backbone.stages(F, x)
+        logits = self.head(high)
+        if self.decoder is not None:
+            size = None
+            if input_size is not None:
+                stride = self.backbone.low_level_stride
+                size = tuple(-(-int(n) // stride) for n in input_size)
+            logits = self.decoder(low, logits, size)
+        return (logits, mid) if with_stage3 else logits
 
     def hybrid_forward(self, F, x):
         return bilinear_resize_like(F, self.low_res_logits(F, x), x)

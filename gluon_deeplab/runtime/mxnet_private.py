@@ -5,7 +5,7 @@ else in the package. A newer MXNet should only need this file checked.
 """
 
 __all__ = ['structural_params', 'load_into', 'start_trainer_store', 'data_worker_pids',
-           'close_data_loader', 'hybridize_settings']
+           'close_data_loader', 'hybridize_settings', 'batch_norm_setting']
 
 
 def structural_params(block):
@@ -24,6 +24,14 @@ def hybridize_settings(block):
     ``_flags``); the backend's options are not restored (no hybridize of ours passes
     any with a block that precise BN sees)."""
     return block._active, block._backend, dict(block._flags)
+
+
+def batch_norm_setting(layer, name, default=None):
+    """The operator argument ``name`` (``'axis'``, ``'use_global_stats'`` ...) an
+    ``nn.BatchNorm`` ``layer`` was made with, or ``default``. Gluon keeps them in the
+    private ``_kwargs``; precise BN needs the axis it normalises over and whether the
+    layer is frozen."""
+    return layer._kwargs.get(name, default)
 
 
 def load_into(param, data, ctx):

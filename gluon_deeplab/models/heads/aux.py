@@ -39,12 +39,10 @@ class WithAuxHead(nn.HybridBlock):
         self.aux = aux
         self.loss_weights = (1.0, float(aux_weight))
 
-    def hybrid_forward(self, F, x):
-        low, mid, high = self.net.backbone.stages(F, x, with_stage3=True)
-        logits = self.net.head(high)
-        if self.net.decoder is not None:
-            logits = self.net.decoder(low, logits)
+    def forward(self, x, *args):
+        self.net.check_planned(x)
+        return super(WithAuxHead, self).forward(x, *args)
 
-        def resize(logits):
-            return bilinear_resize_like(F, logits, x)
-        return resize(logits), resize(self.aux(mid))
+    def hybrid_forward(self, F, x):
+        logits, stage3 = self.net.low_res_logits(F, x, with_stage3=True)
+        return bilinear_resize_like(F, logits, x), bilinear_resize_like(F, self.aux(stage3), x)

@@ -16,8 +16,8 @@ class VortexPooling(ContextHead):
 
     ``pooling`` picks how the zero-padded average pools are computed, with equal results
     (``box_pool.POOLINGS``): ``'box'`` (separable box sums, ``BoxAvgPool2D``; the default:
-    its cost does not grow with the window, and it was never far from the fastest on the
-    CPUs measured), ``'fastest'`` (MXNet's pooling up to 9 x 9, box sums above),
+    its cost does not grow with the window; README, Speed, compares them),
+    ``'fastest'`` (MXNet's pooling up to 9 x 9, box sums above),
     ``'cascade'`` (the paper's Fig. 4, ``CascadeAvgPool2D``; pool sizes must be powers of
     3) or ``'pooling'`` (MXNet's ``AvgPool2D``). Raises ValueError for another name.
 

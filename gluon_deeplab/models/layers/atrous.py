@@ -24,17 +24,12 @@ from mxnet.gluon import nn
 
 __all__ = ['AtrousConv2D', 'live_taps', 'live_fraction', 'onednn_trains']
 
-#: When some taps read only padding, computing by taps always paid. Otherwise it paid
-#: when the live taps do little of the whole product's work, and the larger the map the
-#: more: ``(smallest side, largest share)`` pairs, the first that fits decides. Measured
-#: on 2 AMD EPYC cores with AVX-512, (2, 2048, n, n) -> 256 channels, forward +
-#: backward, n = 8 to 65: with dead taps by taps took 0.12-0.41x the time; otherwise
-#: 0.26-0.9x at shares up to 0.7 on maps from 33 px, 0.4-0.8x at shares up to 0.33 on
-#: 20-28 px, and about 1x or more above those shares or on maps up to 16 px, where the
-#: per-tap convolutions cost more than the padding they skip. On 2 AMD EPYC Zen 3 cores
-#: without AVX-512, every choice this table makes paid too (0.15-0.75x at 20 and 40 px),
-#: and taps also paid at some shares it leaves whole (0.69x at share 0.49 on 20 px): the
-#: table is the side of the line that held on both CPUs (``scripts/bench.py --rows ''``).
+#: When some taps read only padding, computing by taps skips their work outright. Otherwise
+#: it pays only when the live taps do little of the whole product's work, and the larger
+#: the map the more (per-tap convolutions have a fixed cost each): ``(smallest side,
+#: largest share)`` pairs, the first that fits decides. The table keeps to what paid on
+#: both the AVX2 and the AVX-512 CPUs measured (README, Speed; ``scripts/bench.py --rows
+#: ''`` re-times it).
 TAPS_PAY = ((32, 0.7), (20, 0.35))
 
 

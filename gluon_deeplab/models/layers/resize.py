@@ -3,8 +3,8 @@
 Bilinear interpolation is separable: resizing a (h, w) map to (H, W) is ``A_h X A_w^T``
 with ``A_h`` (H, h) and ``A_w`` (W, w) the 1-D interpolation matrices. MXNet 1.9.1's
 ``BilinearResize2D`` computes the same thing point by point, and its backward pass on
-the CPU is slow: 88 ms of a 1.7-s training step for (2, 21, 20, 20) -> 320x320 logits
-(``scripts/profile_ops.py``), against a few ms for two matrix products (GEMM) each way.
+the CPU is far slower than two matrix products (GEMM) each way (README, Speed:
+``scripts/profile_ops.py`` shows the time per operator kind).
 """
 
 __all__ = ['bilinear_resize_like']
