@@ -5,7 +5,6 @@ Library modules never import this one; it imports them.
 """
 import argparse
 import math
-import os
 import shlex
 import sys
 import traceback
@@ -13,8 +12,8 @@ import traceback
 import numpy as np
 
 from .datasets import DATASETS
-from .deploy.quantize import int8_support
-from .engine.checkpoint import load_settings
+from .deploy.quantize import calibration_crops, int8_support
+from .engine.checkpoint import load_settings, require_params_file
 from .models.config import load_model
 from .models.deeplab import BACKBONES
 from .models.heads import HEADS, OS8_RATE_FACTORS
@@ -142,11 +141,7 @@ def network_from_args(args, ctx):
     uint8) from the saved settings or the dataset. Raises UserError when the checkpoint is
     missing, is a folder, does not fit the network, or has no settings beside it and
     ``--dataset`` / ``--head`` were not given."""
-    if os.path.isdir(args.checkpoint):
-        raise UserError('--checkpoint %s is a folder; give a .params file in it (final.params '
-                        'or epoch_NNNN.params)' % args.checkpoint)
-    if not os.path.isfile(args.checkpoint):
-        raise UserError('checkpoint not found: %s' % args.checkpoint)
+    require_params_file(args.checkpoint, '--checkpoint')
     saved = load_settings(args.checkpoint)
     given_dataset = args.dataset
     for key, default in NETWORK_DEFAULTS:
@@ -224,6 +219,14 @@ def add_int8_arg(parser, what):
     parser.add_argument('--int8', type=nonnegative_int, default=0, metavar='N',
                         help='INT8 %s (oneDNN quantization), calibrated on N training '
                              'crops; CPUs with VNNI int8 instructions only; 0: float32' % what)
+
+
+def int8_calibration(args, saved):
+    """``--int8 N``: N calibration crops ((N, 3, crop, crop) float32, normalised) of the
+    training images of ``args.dataset`` at the training crop size in ``saved`` (the
+    settings beside the checkpoint; 513 without them)."""
+    return calibration_crops(args.dataset, data_dir_or_saved(args, saved),
+                             saved.get('crop_size', 513), args.int8)
 
 
 def refuse_int8_unless_usable(ctx=None):

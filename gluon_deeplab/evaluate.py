@@ -15,12 +15,12 @@ import numpy as np
 from mxnet import gluon
 
 from .cli import (add_device_args, add_inference_args, add_int8_arg, add_network_args,
-                  data_dir_or_saved, network_from_args, positive_int, refuse_int8_unless_usable,
-                  refuse_other_classes, run_command)
+                  data_dir_or_saved, int8_calibration, network_from_args, positive_int,
+                  refuse_int8_unless_usable, refuse_other_classes, run_command)
 from .datasets import DATASETS, get_dataset
 from .datasets.transforms import EvalTransform
 from .deploy.fusion import hybridize_for_inference
-from .deploy.quantize import calibration_crops, quantize_network
+from .deploy.quantize import quantize_network
 from .engine.checkpoint import atomic_write_text, load_settings, unique_stem
 from .evaluation.inference import window_stride
 from .evaluation.loop import evaluate
@@ -96,8 +96,7 @@ def _main(argv):
     saved = load_settings(args.checkpoint)
     args.data_dir = data_dir_or_saved(args, saved)
     if args.int8:
-        net = quantize_network(net, calibration_crops(args.dataset, args.data_dir,
-                                                      saved.get('crop_size', 513), args.int8))
+        net = quantize_network(net, int8_calibration(args, saved))
     else:
         hybridize_for_inference(net, ctx[0])  # oneDNN conv + BatchNorm + ReLU fusion
     if cls.SLIDING_WINDOW and args.window is None and saved.get('crop_size'):

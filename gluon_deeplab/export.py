@@ -19,10 +19,10 @@ import sys
 import mxnet as mx
 import numpy as np
 
-from .cli import (UserError, add_int8_arg, add_network_args, data_dir_or_saved, network_from_args,
+from .cli import (UserError, add_int8_arg, add_network_args, int8_calibration, network_from_args,
                   positive_int, refuse_int8_unless_usable, run_command)
 from .deploy.fusion import fold_batch_norm
-from .deploy.quantize import calibration_crops, quantize_network
+from .deploy.quantize import quantize_network
 from .engine.checkpoint import load_settings
 from .models.deeplab import FixedSizeOutput
 
@@ -133,8 +133,7 @@ def _main(argv):
     calibration = None
     if args.int8:
         saved = load_settings(args.checkpoint)
-        calibration = calibration_crops(args.dataset, data_dir_or_saved(args, saved),
-                                        saved.get('crop_size', 513), args.int8)
+        calibration = int8_calibration(args, saved)
     symbol_file, params_file = export_mxnet(net, args.height, args.width, args.prefix,
                                             calibration_images=calibration)
     print('wrote %s and %s' % (symbol_file, params_file))

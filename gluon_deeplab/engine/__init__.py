@@ -1,1 +1,2 @@
-"""Training machinery: loss, poly schedule, precise BatchNorm statistics, checkpoints, several devices and workers."""
+"""Training machinery: loss, poly schedule, precise BatchNorm statistics, checkpoints,
+several devices and workers."""

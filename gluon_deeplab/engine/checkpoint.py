@@ -17,10 +17,10 @@ from mxnet.base import MXNetError
 from ..datasets import DATASETS
 
 __all__ = ['atomic_write', 'atomic_write_text', 'remove_temporary_files', 'save_checkpoint',
-           'latest_checkpoint', 'load_checkpoint', 'newest_record', 'load_settings', 'upgrade_settings',
-           'RunFolderInUse', 'lock_run_folder', 'run_files', 'unique_stem', 'InvalidJSON', 'read_json',
-           'params_file_problem', 'non_finite_arrays', 'refuse_non_finite', 'NETWORK_KEYS',
-           'check_same_network']
+           'latest_checkpoint', 'load_checkpoint', 'newest_record', 'load_settings',
+           'upgrade_settings', 'RunFolderInUse', 'lock_run_folder', 'run_files', 'unique_stem',
+           'InvalidJSON', 'read_json', 'require_params_file', 'params_file_problem',
+           'non_finite_arrays', 'refuse_non_finite', 'NETWORK_KEYS', 'check_same_network']
 
 _TMP_PREFIX = '.tmp-'
 #: First 8 bytes of every file ``mx.nd.save`` writes (``kMXAPINDArrayListMagic``).
@@ -248,6 +248,16 @@ def read_json(path):
     except ValueError as err:
         raise InvalidJSON(path, 'line %d column %d: %s' % (err.lineno, err.colno, err.msg)
                           if isinstance(err, json.JSONDecodeError) else str(err))
+
+
+def require_params_file(path, what='checkpoint'):
+    """Raise ValueError naming ``what`` and ``path`` when ``path`` is a folder (a run
+    folder given for its checkpoint), FileNotFoundError when it does not exist."""
+    if os.path.isdir(path):
+        raise ValueError('%s %s is a folder; give a .params file in it (final.params or '
+                         'epoch_NNNN.params)' % (what, path))
+    if not os.path.isfile(path):
+        raise FileNotFoundError('%s not found: %s' % (what, path))
 
 
 def params_file_problem(path):

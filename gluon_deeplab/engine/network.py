@@ -16,7 +16,8 @@ from ..models.heads.aux import AuxHead, WithAuxHead
 from ..models.layers.group_norm import GroupNorm
 from ..models.msc import MultiScaleInputs
 from ..runtime.mxnet_private import load_into, structural_params
-from .checkpoint import check_same_network, load_settings, params_file_problem, refuse_non_finite
+from .checkpoint import (check_same_network, load_settings, params_file_problem, refuse_non_finite,
+                         require_params_file)
 from .run_folder import run_settings
 
 __all__ = ['build_network', 'training_network']
@@ -42,9 +43,7 @@ def build_network(args, ctx, num_classes=None):
                                           else {})),
                       decoder_output_stride=args.decoder_output_stride)
     if args.init_checkpoint:
-        if os.path.isdir(args.init_checkpoint):
-            raise ValueError('--init_checkpoint %s is a folder; give a .params file in it '
-                             '(final.params or epoch_NNNN.params)' % args.init_checkpoint)
+        require_params_file(args.init_checkpoint, '--init_checkpoint')
         saved = load_settings(args.init_checkpoint)
         wanted = dict(run_settings(args), num_classes=num_classes)
         if args.reinit_classifier:

@@ -1,4 +1,5 @@
-"""The "poly" learning-rate policy (Chen et al., DeepLab, TPAMI 2017, Sec. 4.1; DeepLabV3 Sec. 4)."""
+"""The "poly" learning-rate policy (Chen et al., DeepLab, TPAMI 2017, Sec. 4.1; DeepLabV3
+Sec. 4)."""
 
 __all__ = ['poly_lr']
 

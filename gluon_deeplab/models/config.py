@@ -1,14 +1,13 @@
 """What a trained network is, apart from its parameters: ``NetworkConfig``, and
 ``load_model`` (a checkpoint -> the network with its parameters, and its config)."""
 import dataclasses
-import os
 from typing import Optional, Tuple
 
 from mxnet.base import MXNetError
 from mxnet.gluon import nn
 
 from ..engine.checkpoint import (newest_record, params_file_problem, refuse_non_finite,
-                                 upgrade_settings)
+                                 require_params_file, upgrade_settings)
 from ..runtime.mxnet_private import structural_params
 from .backbones.resnet import default_multi_grid
 from .deeplab import get_deeplab
@@ -59,8 +58,9 @@ class NetworkConfig:
     @classmethod
     def from_checkpoint(cls, params_file, **overrides):
         """The config saved beside ``params_file`` (the newest ``epoch_*.json`` of its
-        folder: its ``network``, else what its ``settings`` say), with ``overrides``. Raises ValueError naming the file when there are no
-        settings beside it and ``head`` / ``num_classes`` are not in ``overrides``."""
+        folder: its ``network``, else what its ``settings`` say), with ``overrides``.
+        Raises ValueError naming the file when there are no settings beside it and
+        ``head`` / ``num_classes`` are not in ``overrides``."""
         record = newest_record(params_file)
         settings = dict(upgrade_settings(record.get('settings', {})), **record.get('network', {}))
         try:
@@ -95,11 +95,7 @@ def load_model(checkpoint, ctx=None, **overrides):
     than its config says, holds NaN or infinite values, or has no settings beside it
     and ``head`` / ``num_classes`` were not given.
     """
-    if os.path.isdir(checkpoint):
-        raise ValueError('%s is a folder; give a .params file in it (final.params or '
-                         'epoch_NNNN.params)' % checkpoint)
-    if not os.path.isfile(checkpoint):
-        raise FileNotFoundError('checkpoint not found: %s' % checkpoint)
+    require_params_file(checkpoint)
     config = NetworkConfig.from_checkpoint(checkpoint, **overrides)
     net = config.build()
     try:

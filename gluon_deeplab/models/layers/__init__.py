@@ -1,1 +1,2 @@
-"""Layers the backbones and heads are built of: atrous convolution, box average pooling, GroupNorm, bilinear resize."""
+"""Layers the backbones and heads are built of: atrous convolution, box average pooling,
+GroupNorm, bilinear resize."""
