@@ -58,6 +58,15 @@ def max_abs_diff(a, b):
     return float(np.abs(_array(a) - _array(b)).max())
 
 
+def sub_blocks(block, kind=mx.gluon.Block, exact=False):
+    """Every block of ``block`` (itself included) that is a ``kind`` (with ``exact``: of
+    that very class, not a subclass), in the order Gluon's ``Block.apply`` visits them."""
+    found = []
+    block.apply(lambda b: found.append(b) if (type(b) is kind if exact else isinstance(b, kind))
+                else None)
+    return found
+
+
 def run_isolated(function, timeout=180, **env):
     """Run ``function`` (module-level, in a test module) in a fresh Python process with
     ``env`` added to the environment; fail with its output when it raises, or when it has

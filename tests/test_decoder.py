@@ -30,29 +30,44 @@ class _TwoStrides(nn.HybridBlock):
         return self.stages(F, x)[1]
 
 
+def _conv_bn_relu(block, y, kernel):
+    """``conv_bn_relu`` computed from its parameters with MXNet's operators: convolution
+    (no bias, zero padding keeping the size), inference BatchNorm written out
+    ((y - mean) / sqrt(var + 1e-5) * gamma + beta), ReLU."""
+    conv, bn = block[0], block[1]
+    w = conv.weight.data()
+    y = mx.nd.Convolution(y, w, kernel=(kernel, kernel), pad=(kernel // 2,) * 2,
+                          num_filter=w.shape[0], no_bias=True)
+    shape = (1, -1, 1, 1)
+    mean, var = bn.running_mean.data().reshape(shape), bn.running_var.data().reshape(shape)
+    gamma, beta = bn.gamma.data().reshape(shape), bn.beta.data().reshape(shape)
+    return mx.nd.relu((y - mean) / mx.nd.sqrt(var + 1e-5) * gamma + beta)
+
+
 def test_decoder_is_the_papers_computation():
-    """By hand: resize the head's features to the stride-4 map (bilinear, corners
-    aligned), concatenate after the low-level 1x1 reduction, two 3x3 conv+BN+ReLU, the
-    classifier, then resize to the input."""
+    """By hand, from the decoder's parameters: the low-level 1x1 reduction, the head's
+    features resized to the stride-4 map (bilinear, corners aligned), concatenated, two
+    3x3 conv+BN+ReLU, the 1x1 classifier with bias, then resized to the input."""
     mx.random.seed(0)
     net = DeepLabV3(_TwoStrides(), ASPP(None, rates=(1, 2), channels=4, dropout=0.0),
                     Decoder(3, low_channels=2, channels=4))
     net.initialize(mx.init.Xavier())
     x = mx.nd.random.normal(shape=(2, 3, 64, 48))
+    d = net.decoder
     with mx.autograd.predict_mode():
+        net(x)  # every parameter gets its shape
+        for bn in (d.reduce[1], d.fuse[0][1], d.fuse[1][1]):  # statistics other than 0/1
+            bn.running_mean.set_data(mx.nd.random.normal(shape=bn.running_mean.shape))
+            bn.running_var.set_data(mx.nd.random.uniform(0.5, 2, shape=bn.running_var.shape))
         got = net(x)
         low, high = net.backbone.stages(mx.nd, x)
-        encoded = net.head(high)
+        encoded = net.head(high)  # the head is tested on its own (test_heads.py)
         assert encoded.shape == (2, 4, 4, 3) and low.shape == (2, 3, 16, 12)
         up = mx.nd.contrib.BilinearResize2D(encoded, height=16, width=12, align_corners=True)
-        d = net.decoder
-        y = mx.nd.concat(d.reduce(low), up, dim=1)
-        for block in d.fuse:
-            conv, bn = block[0], block[1]
-            y = mx.nd.Convolution(y, conv.weight.data(), kernel=(3, 3), pad=(1, 1),
-                                  num_filter=4, no_bias=True)
-            y = mx.nd.relu(bn(y))
-        y = d.classifier(y)
+        y = mx.nd.concat(_conv_bn_relu(d.reduce, low, 1), up, dim=1)
+        y = _conv_bn_relu(d.fuse[1], _conv_bn_relu(d.fuse[0], y, 3), 3)
+        w, b = d.classifier.weight.data(), d.classifier.bias.data()
+        y = mx.nd.Convolution(y, w, b, kernel=(1, 1), num_filter=3)
         want = mx.nd.contrib.BilinearResize2D(y, height=64, width=48, align_corners=True)
     assert got.shape == (2, 3, 64, 48)
     assert_close(got, want, LAYER)

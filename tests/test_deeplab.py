@@ -4,7 +4,7 @@ from mxnet.gluon import nn
 from mxnet.gluon.contrib.nn import SyncBatchNorm
 from mxnet.gluon.model_zoo import vision
 
-from conftest import TinyBackbone, max_abs_diff, tiny_deeplab
+from conftest import TinyBackbone, max_abs_diff, sub_blocks, tiny_deeplab
 from gluon_deeplab import get_deeplab
 from gluon_deeplab.models.deeplab import DeepLabV3
 from gluon_deeplab.models.heads import ASPP
@@ -22,25 +22,18 @@ def test_phase2_rebuild_at_output_stride_8_loads_phase1_parameters(tmp_path):
     assert net8(x).shape == (1, 4, 33, 33)
 
 
-def _blocks(block, cls):
-    found = [block] if type(block) is cls else []  # SyncBatchNorm subclasses BatchNorm
-    for child in block._children.values():
-        found += _blocks(child, cls)
-    return found
-
-
 @pytest.mark.parametrize('head', ['aspp', 'vortex'])
 def test_sync_batch_norm_replaces_every_batch_norm_and_keeps_checkpoints(head, tmp_path):
     plain = get_deeplab(head, 16, num_classes=3)
     sync = get_deeplab(head, 16, num_classes=3, norm_layer=SyncBatchNorm,
                        norm_kwargs={'num_devices': 2})
     # the zoo trunk's BatchNorms, and the head's: 1x1, 3 atrous, image pooling, projection
-    expected = len(_blocks(vision.resnet50_v2(), nn.BatchNorm)) + 6
-    assert len(_blocks(plain, nn.BatchNorm)) == expected
-    bns = _blocks(sync, SyncBatchNorm)
+    expected = len(sub_blocks(vision.resnet50_v2(), nn.BatchNorm, exact=True)) + 6
+    assert len(sub_blocks(plain, nn.BatchNorm, exact=True)) == expected
+    bns = sub_blocks(sync, SyncBatchNorm, exact=True)
     # all but the input's normalisation, which has fixed statistics (resnet.py)
     assert len(bns) == expected - 1
-    assert [bn._kwargs['use_global_stats'] for bn in _blocks(sync, nn.BatchNorm)] == [True]
+    assert [bn._kwargs['use_global_stats'] for bn in sub_blocks(sync, nn.BatchNorm, exact=True)] == [True]
     assert all(bn._kwargs['ndev'] == 2 for bn in bns)
     assert len({bn.prefix for bn in bns}) == len(bns)  # SyncBatchNorm's key between devices
     plain.initialize()
@@ -49,8 +42,8 @@ def test_sync_batch_norm_replaces_every_batch_norm_and_keeps_checkpoints(head, t
     sync.load_parameters(str(tmp_path / 'p.params'))  # strict: the same names
     frozen = get_deeplab(head, 16, num_classes=3, freeze_batch_norm=True,
                          norm_layer=SyncBatchNorm, norm_kwargs={'num_devices': 2})
-    assert not _blocks(frozen, SyncBatchNorm)
-    assert all(bn._kwargs['use_global_stats'] for bn in _blocks(frozen, nn.BatchNorm))
+    assert not sub_blocks(frozen, SyncBatchNorm, exact=True)
+    assert all(bn._kwargs['use_global_stats'] for bn in sub_blocks(frozen, nn.BatchNorm, exact=True))
 
 
 def test_pretrained_base_initialises_trunk_from_model_zoo_file(tmp_path):

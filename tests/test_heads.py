@@ -6,21 +6,9 @@ import pytest
 from mxnet import autograd, gluon
 from mxnet.gluon.contrib.nn import SyncBatchNorm
 
-from conftest import NETWORK, SYNC_ENV, assert_close, run_isolated
+from conftest import NETWORK, SYNC_ENV, assert_close, run_isolated, sub_blocks
 from gluon_deeplab.models.heads import ASPP, VortexModuleA, VortexPooling, aspp_rates
 from gluon_deeplab.models.layers.box_pool import BoxAvgPool2D, CascadeAvgPool2D
-
-
-def _convs(block):
-    found = []
-
-    def visit(b):
-        if isinstance(b, mx.gluon.nn.Conv2D):
-            found.append(b)
-        for child in b._children.values():
-            visit(child)
-    visit(block)
-    return found
 
 
 def test_aspp_rates_follow_output_stride():
@@ -48,7 +36,8 @@ def test_branches_wiring_tiny_channels(head_cls, rates):
     # 1x1 branch, three 3x3 atrous branches, image pooling: 5 branches of 8 channels.
     assert len(head.branches) == 5
     assert head.project[0].weight.shape == (8, 40, 1, 1)
-    dilations = [c._kwargs['dilate'][0] for c in _convs(head.branches) if c._kwargs['kernel'] == (3, 3)]
+    dilations = [c._kwargs['dilate'][0] for c in sub_blocks(head.branches, mx.gluon.nn.Conv2D)
+                 if c._kwargs['kernel'] == (3, 3)]
     assert dilations == list(rates)
     has_pool = [isinstance(b[0], (BoxAvgPool2D, mx.gluon.nn.AvgPool2D))
                 for b in list(head.branches)[1:4]]

@@ -5,6 +5,7 @@ from mxnet.gluon.model_zoo import vision
 from conftest import NETWORK, ONE_OP, assert_close
 from gluon_deeplab.models.backbones.resnet import (ResNetV2Backbone, load_model_zoo_params,
                                                    stage_rates)
+from gluon_deeplab.runtime.mxnet_private import structural_params
 
 
 @pytest.fixture(scope='module')
@@ -33,11 +34,18 @@ def test_model_zoo_weights_load_by_name_and_match_features(zoo_file):
 
 
 def test_atrous_trunk_keeps_names_and_resolution(zoo_file):
-    _, path = zoo_file
+    """At output stride 16 and 8 every trunk parameter is the model-zoo network's of the
+    same name (atrous rates change no parameter), and the map is H / os x W / os."""
+    zoo, path = zoo_file
+    theirs = {k: p.data().asnumpy() for k, p in structural_params(zoo).items()}
     for stride in (16, 8):
         trunk = ResNetV2Backbone('resnet50_v2', output_stride=stride)
         load_model_zoo_params(trunk, path)
         assert trunk(mx.nd.zeros((1, 3, 64, 80))).shape == (1, 2048, 64 // stride, 80 // stride)
+        ours = structural_params(trunk)
+        assert len(ours) == len([k for k in theirs if not k.startswith('output.')])
+        for name, param in ours.items():
+            assert (param.data().asnumpy() == theirs[name]).all(), name
 
 
 @pytest.mark.parametrize('stride,stage3,stage4', [(16, (1,) * 6, (2, 4, 8)),

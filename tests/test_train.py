@@ -12,7 +12,7 @@ from mxnet import gluon
 from mxnet.gluon.contrib.nn import SyncBatchNorm
 
 from conftest import (NETWORK, ONE_OP, REPO, SAMPLE, SYNC_ENV, assert_close, max_abs_diff,
-                      run_isolated)
+                      run_isolated, sub_blocks)
 from gluon_deeplab.engine.loss import SoftmaxCrossEntropyLoss
 from gluon_deeplab.engine.network import build_network
 from gluon_deeplab.engine.run_folder import claim_run_folder
@@ -755,11 +755,10 @@ def test_class_weights_ohem_and_bn_momentum_train_and_bad_values_are_refused(tmp
 
 
 def test_bn_momentum_reaches_every_batch_norm():
-    from test_deeplab import _blocks
     net = build_network(parse_args(['--dataset', 'camvid', '--bn_momentum', '0.5',
                                     '--decoder_output_stride', '4']), [mx.cpu()])
     # every one that keeps running statistics (the input's has fixed ones, resnet.py)
-    bns = [bn for bn in _blocks(net, gluon.nn.BatchNorm) if not bn._kwargs['use_global_stats']]
+    bns = [bn for bn in sub_blocks(net, gluon.nn.BatchNorm, exact=True) if not bn._kwargs['use_global_stats']]
     assert len(bns) > 50 and {bn._kwargs['momentum'] for bn in bns} == {0.5}
 
 
@@ -770,7 +769,7 @@ def _accumulation_run(accumulate, batch):
     net = tiny_deeplab('aspp', num_classes=3, dropout=0.0)
     net(mx.nd.zeros((1, 3, 32, 32)))
     net.collect_params().reset_ctx([mx.cpu(0), mx.cpu(1)])
-    for layer in [b for b in _all_blocks(net) if isinstance(b, gluon.nn.BatchNorm)]:
+    for layer in sub_blocks(net, gluon.nn.BatchNorm):
         layer._kwargs['use_global_stats'] = True
     net.collect_params('.*gamma|.*beta').setattr('grad_req', 'null')
     if accumulate > 1:
@@ -786,13 +785,6 @@ def _accumulation_run(accumulate, batch):
     return losses, {k: p.data().asnumpy() for k, p in structural_params(net).items()}
 
 
-def _all_blocks(block):
-    found = [block]
-    for child in block._children.values():
-        found += _all_blocks(child)
-    return found
-
-
 def test_accumulated_gradients_equal_one_batch_of_all_the_images():
     rng = np.random.default_rng(2)
     data = mx.nd.array(rng.normal(size=(6, 3, 32, 32)))
@@ -806,6 +798,30 @@ def test_accumulated_gradients_equal_one_batch_of_all_the_images():
         assert_close(params3[k], params1[k], NETWORK, k)
     assert any(np.abs(params1[k] - _accumulation_run(1, (data[:2], batch[1][:2]))[1][k]).max()
                > 1e-4 for k in params1)  # a different batch gives a different step
+
+
+@pytest.mark.slow
+def test_the_trainer_accumulates_pieces_into_the_step_of_the_whole_batch(tmp_path, monkeypatch):
+    """``train --grad_accum 3 --batch_size 2`` against ``--batch_size 6``, through the
+    trainer's own set-up: with BatchNorm frozen (no batch statistics) and dropout off
+    (its masks are drawn per piece), the two runs end with the same parameters."""
+    real_dropout = gluon.nn.Dropout
+    monkeypatch.setattr(gluon.nn, 'Dropout', lambda rate, **kw: real_dropout(0.0, **kw))
+    common = ['--max_iter', '2', '--freeze_batch_norm', '1', '--backbone', 'resnet18_v2',
+              '--multi_grid', '1,2', '--momentum', '0.9', '--initial_learning_rate', '0.05']
+    whole = _tiny(tmp_path / 'whole', '--batch_size', '6', *common)
+    pieces = _tiny(tmp_path / 'pieces', '--batch_size', '2', '--grad_accum', '3', *common)
+    assert main(whole) == 0 and main(pieces) == 0
+    want = mx.nd.load(str(tmp_path / 'whole' / 'final.params'))
+    got = mx.nd.load(str(tmp_path / 'pieces' / 'final.params'))
+    mx.random.seed(0)  # as fit seeds it: the runs' initialisation
+    start = build_network(parse_args(whole), [mx.cpu()], 11)
+    from gluon_deeplab.runtime.mxnet_private import structural_params
+    moved = [k for k, p in structural_params(start).items()
+             if max_abs_diff(p.data(), want[k]) > 0]
+    assert len(moved) > 20  # two steps changed the weights
+    for k in want:
+        assert_close(got[k], want[k], NETWORK, k)
 
 
 @pytest.mark.slow
