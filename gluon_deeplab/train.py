@@ -198,7 +198,7 @@ def _complete(p, args):
         try:
             check_scales(args.msc, args.crop_size, args.output_stride)
         except ValueError as err:
-            p.error(str(err))
+            p.error('--msc %s' % err)
     return args
 
 

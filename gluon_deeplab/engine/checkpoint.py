@@ -212,7 +212,7 @@ def lock_run_folder(run_dir):
         pid = f.read().strip() or 'unknown'
         f.close()
         raise RunFolderInUse('run folder %s is in use by another training process (pid %s); '
-                             'wait for it to end or choose another --run_dir' % (run_dir, pid))
+                             'wait for it to end or use another run folder' % (run_dir, pid))
     f.seek(0)
     f.truncate()
     f.write('%d\n' % os.getpid())

@@ -15,9 +15,9 @@ def check_scales(scales, crop_size, output_stride):
     (``floor(crop_size * scale) < output_stride``)."""
     for scale in scales:
         if not 0 < scale <= 1:
-            raise ValueError('--msc scales must be in (0, 1], got %g' % scale)
+            raise ValueError('scales must be in (0, 1], got %g' % scale)
         if int(crop_size * scale) < output_stride:
-            raise ValueError('--msc scale %g makes the %d-pixel crop %d pixels, under 1 pixel '
+            raise ValueError('scale %g makes the %d-pixel crop %d pixels, under 1 pixel '
                              'of feature map at output stride %d; valid scales here are at '
                              'least %.3g' % (scale, crop_size, int(crop_size * scale),
                                              output_stride, output_stride / float(crop_size)))

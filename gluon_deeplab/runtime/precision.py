@@ -82,7 +82,7 @@ def set_precision(dtype):
     if dtype == 'bfloat16':
         supported, reason = bfloat16_support()
         if not supported:
-            raise ValueError('--dtype bfloat16: %s; use --dtype float32' % reason)
+            raise ValueError('dtype bfloat16: %s; use float32' % reason)
     from mxnet.contrib import amp
     if dtype == 'float16':
         amp.init(target_dtype='float16')
