@@ -8,7 +8,7 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-__all__ = ['plot_curves', 'plot_confusion', 'save_overlay']
+__all__ = ['plot_curves', 'row_normalised', 'plot_confusion', 'save_overlay']
 
 
 def plot_curves(records, path):
@@ -31,11 +31,18 @@ def plot_curves(records, path):
     plt.close(fig)
 
 
+def row_normalised(confusion):
+    """``confusion`` (rows: ground truth, columns: prediction) with each row divided by
+    its sum, the share of that class's valid pixels predicted as each class; a class
+    with no pixel keeps a row of zeros."""
+    confusion = np.asarray(confusion, np.float64)
+    return confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+
+
 def plot_confusion(confusion, class_names, path):
-    """Save the row-normalised confusion matrix (rows: ground truth, columns: prediction;
-    each row sums to 1 over that class's valid pixels) as the PNG ``path``."""
-    rows = confusion.sum(axis=1, keepdims=True)
-    normalised = confusion / np.maximum(rows, 1)
+    """Save the row-normalised confusion matrix (``row_normalised``) with each share
+    written in its cell as the PNG ``path``."""
+    normalised = row_normalised(confusion)
     n = len(class_names)
     fig, ax = plt.subplots(figsize=(1.2 + 0.45 * n, 1.0 + 0.4 * n))
     image = ax.imshow(normalised, cmap='Blues', vmin=0, vmax=1)

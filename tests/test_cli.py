@@ -109,3 +109,25 @@ def test_predicting_with_another_data_sets_classes_is_refused(trained_run, tmp_p
     assert 'was trained on 11 classes; --dataset voc_aug has 21 (background, aeroplane, ' \
         'bicycle, bird ...)' in capsys.readouterr().err
     assert not os.path.exists(tmp_path / 'out')
+
+
+def test_flag_types_take_the_original_scripts_names_and_refuse_the_rest():
+    import argparse
+    from gluon_deeplab.cli import backbone_name, head_name, momentum, scale_range, scales
+    assert [head_name(t) for t in ('1', '2', 'vortex_a')] == ['aspp', 'vortex', 'vortex_a']
+    assert backbone_name('resnet_v2_101') == 'resnet101_v2'
+    assert backbone_name('xception_65') == 'xception65'
+    assert scales('0.5,1,1.75') == (0.5, 1.0, 1.75)
+    assert scale_range('0.5,2') == (0.5, 2.0)
+    for parse, text in ((head_name, '3'), (backbone_name, 'resnet50'), (scales, '1,-1'),
+                        (scale_range, '2,1'), (momentum, '1'), (scales, 'nan')):
+        with pytest.raises(argparse.ArgumentTypeError, match='expected'):
+            parse(text)
+
+
+def test_train_sh_reads_the_head_and_resume_as_train_does():
+    from gluon_deeplab.cli import train_sh_settings
+    assert train_sh_settings(['--aspp_or_vortex=2', '--resume', 'runs/a b']) == (
+        "head_name=vortex resume='runs/a b'")
+    assert train_sh_settings(['--head', 'vortex', '--head=aspp', '--resume', '-1']) == (
+        "head_name=aspp resume=''")
