@@ -212,11 +212,11 @@ def main(argv=None):
 
 def _main(argv):
     args = parse_args(argv)
-    workers = Workers(args.kvstore)
+    dist = Workers(args.kvstore)
     try:
-        records = fit(args, workers=workers)
+        records = fit(args, dist=dist)
     except TrainingStopped as err:
-        where = ' (%r)' % workers if workers.num_workers > 1 else ''
+        where = ' (%r)' % dist if dist.num_workers > 1 else ''
         print('error%s: %s' % (where, err), file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:  # Ctrl-C: where the run stands, not a traceback

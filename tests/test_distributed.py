@@ -45,7 +45,7 @@ def _train(workers, seed):
         share = workers.shard(list(range(GLOBAL_BATCH)))
         losses.append(train_step(net, SoftmaxCrossEntropyLoss(), trainer,
                                  mx.nd.array(data[share]), mx.nd.array(label[share]),
-                                 [mx.cpu()], workers=workers).asscalar())
+                                 [mx.cpu()], dist=workers).asscalar())
     params = {k: p.data().asnumpy() for k, p in net._collect_params_with_prefix().items()}
     return params, losses
 

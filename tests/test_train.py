@@ -911,7 +911,7 @@ def test_ctrl_c_says_where_to_resume_in_one_line(tmp_path, capsys, monkeypatch):
     assert main(_tiny(run, '--max_iter', '1')) == 0
     capsys.readouterr()
 
-    def interrupted(args, ctx=None, workers=None):
+    def interrupted(args, ctx=None, dist=None):
         raise KeyboardInterrupt
     monkeypatch.setattr(train_module, 'fit', interrupted)
     assert main(_tiny(run, '--max_iter', '2', '--resume', str(run))) == 130

@@ -63,10 +63,10 @@ def load_data(args, threads=None):
     return train_set, val_set
 
 
-def make_trainer(args, net, workers):
+def make_trainer(args, net, dist):
     """SGD with momentum and weight decay (``--momentum``, ``--weight_decay``) over
-    ``net``'s parameters, through ``workers``' kvstore."""
-    return workers.trainer(net.collect_params(), 'sgd',
+    ``net``'s parameters, through the kvstore of ``dist`` (``distributed.Workers``)."""
+    return dist.trainer(net.collect_params(), 'sgd',
                            {'learning_rate': args.initial_learning_rate,
                             'momentum': args.momentum, 'wd': args.weight_decay})
 
@@ -164,7 +164,7 @@ def _batches_with_ids(loader, batches, dataset, at):
         yield data, label, [dataset.image_id(j) for j in batch]
 
 
-def fit(args, ctx=None, workers=None):
+def fit(args, ctx=None, dist=None):
     """Train one phase as ``args`` says; returns the list of per-epoch log records.
 
     ``load_data``, ``build_network``, ``make_trainer``, ``resume_or_start``, then per
@@ -174,17 +174,17 @@ def fit(args, ctx=None, workers=None):
     complete checkpoint is kept. Start-up problems (data, run folder, checkpoints) raise
     FileNotFoundError, PermissionError, OSError or ValueError before any training.
 
-    With several workers (``workers``, default ``Workers(args.kvstore)``), each trains on
+    With several workers (``dist``, default ``Workers(args.kvstore)``), each trains on
     its share of every global batch of ``--batch_size`` and the iteration count and
     learning-rate schedule are those of one process with the whole batch; only rank 0
     evaluates, prints, and writes the run folder, and returns the records (the others
     return []). Resuming needs the run folder at the same path on every machine.
     """
     ctx = ctx or parse_contexts(args.gpus)
-    workers = workers or Workers(args.kvstore)
-    if workers.name == 'horovod':  # one device per process: the one at its local rank
-        ctx = [ctx[workers.local_rank % len(ctx)]]
-    root = workers.is_root
+    dist = dist or Workers(args.kvstore)
+    if dist.name == 'horovod':  # one device per process: the one at its local rank
+        ctx = [ctx[dist.local_rank % len(ctx)]]
+    root = dist.is_root
     set_precision(args.dtype)
     mx.random.seed(args.seed)
     train_set, val_set = load_data(args)
@@ -199,25 +199,25 @@ def fit(args, ctx=None, workers=None):
                          'batches of %d images)' % (args.precise_bn,
                                                     len(train_set) // args.batch_size,
                                                     args.batch_size))
-    if args.batch_size < workers.num_workers * len(ctx):
+    if args.batch_size < dist.num_workers * len(ctx):
         raise ValueError('batch_size %d (global) is smaller than the %d devices of %d '
                          'workers: every device needs at least one image'
-                         % (args.batch_size, workers.num_workers * len(ctx),
-                            workers.num_workers))
+                         % (args.batch_size, dist.num_workers * len(ctx),
+                            dist.num_workers))
     max_iter = args.max_iter or args.train_epochs * iters_per_epoch
     epochs = args.train_epochs or math.ceil(max_iter / iters_per_epoch)
 
     lock = claim_run_folder(args) if root else None
     try:
-        return _train(args, ctx, workers, train_set, val_set, max_iter, epochs,
+        return _train(args, ctx, dist, train_set, val_set, max_iter, epochs,
                       iters_per_epoch)
     finally:
         if lock is not None:
             lock.close()
 
 
-def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_epoch):
-    run = _set_up(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_epoch)
+def _train(args, ctx, dist, train_set, val_set, max_iter, epochs, iters_per_epoch):
+    run = _set_up(args, ctx, dist, train_set, val_set, max_iter, epochs, iters_per_epoch)
     trained = False
     for epoch in range(run.start_epoch, run.epochs + 1):
         if run.iteration >= max_iter:
@@ -230,18 +230,18 @@ def _train(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_e
     final = os.path.join(args.run_dir, 'final.params')
     if run.root and (trained or not os.path.exists(final)):  # a finished run resumed: kept
         atomic_write(final, run.net.save_parameters)
-    if workers.num_workers > 1:  # every worker: equal checksums show they stayed in step
-        print('%r: parameter checksum %s' % (workers, parameter_checksum(run.net)), flush=True)
+    if dist.num_workers > 1:  # every worker: equal checksums show they stayed in step
+        print('%r: parameter checksum %s' % (dist, parameter_checksum(run.net)), flush=True)
     return run.records if run.root else []
 
 
-def _set_up(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_epoch):
+def _set_up(args, ctx, dist, train_set, val_set, max_iter, epochs, iters_per_epoch):
     """Everything an epoch needs, as one namespace: the network and its training wrapper,
     the trainer (resumed or new), the loss, where the run starts; the start-up summary is
     printed."""
-    run = SimpleNamespace(args=args, ctx=ctx, workers=workers, train_set=train_set,
+    run = SimpleNamespace(args=args, ctx=ctx, dist=dist, train_set=train_set,
                           val_set=val_set, max_iter=max_iter, iters_per_epoch=iters_per_epoch,
-                          root=workers.is_root)
+                          root=dist.is_root)
     run.say = print if run.root else (lambda *a, **k: None)
     run.net = build_network(args, ctx, train_set.num_classes)
     run.train_net, run.aux = training_network(args, run.net, ctx, train_set.num_classes)
@@ -251,14 +251,14 @@ def _set_up(args, ctx, workers, train_set, val_set, max_iter, epochs, iters_per_
         for param in run.train_net.collect_params().values():
             if param.grad_req == 'write':
                 param.grad_req = 'add'
-    run.trainer = make_trainer(args, run.train_net, workers)
+    run.trainer = make_trainer(args, run.train_net, dist)
     run.start_epoch, run.iteration, run.records = resume_or_start(
-        args, run.net, run.trainer, ctx, workers, max_iter, epochs, train_set, run.aux)
+        args, run.net, run.trainer, ctx, dist, max_iter, epochs, train_set, run.aux)
     if not args.train_epochs:  # measured in iterations: an extended run's last epoch too
         epochs = max(epochs, run.start_epoch - 1 + -(-(max_iter - run.iteration)
                                                      // iters_per_epoch))
     run.epochs = epochs
-    workers.start(run.trainer, run.train_net.collect_params().values())
+    dist.start(run.trainer, run.train_net.collect_params().values())
     _say_start(run)
     run.loss_fn = SoftmaxCrossEntropyLoss(class_weights=class_weights(args, train_set, run.root),
                                           top_k_fraction=args.ohem_fraction)
@@ -282,19 +282,19 @@ def _say_start(run):
             'head %s, output stride %d, devices %s%s'
             % (args.dataset, len(run.train_set), len(run.val_set), run.iters_per_epoch,
                run.max_iter, run.epochs, args.head, args.output_stride, run.ctx,
-               ' on each of %d workers' % run.workers.num_workers
-               if run.workers.num_workers > 1 else ''), flush=True)
+               ' on each of %d workers' % run.dist.num_workers
+               if run.dist.num_workers > 1 else ''), flush=True)
 
 
 def _train_epoch(run, epoch):
     """``train_one_epoch`` on epoch ``epoch``'s batches; its summary dict. Raises
     TrainingStopped (a non-finite loss, a sample or a DataLoader worker lost)."""
-    args, workers = run.args, run.workers
+    args, dist = run.args, run.dist
     # dropout masks: the same after a resume, different on each worker
-    mx.random.seed(args.seed * 100003 + epoch + 1000003 * workers.rank)
+    mx.random.seed(args.seed * 100003 + epoch + 1000003 * dist.rank)
     at = 'phase %d epoch %d ' % (args.phase, epoch)
     loader, batches = epoch_batches(run.train_set, args.batch_size * args.grad_accum, True,
-                                    args.workers, epoch, args.seed, workers.shard)
+                                    args.workers, epoch, args.seed, dist.shard)
     bar = tqdm(total=min(run.iters_per_epoch, run.max_iter - run.iteration),
                disable=args.no_progress or not run.root,
                desc='phase %d epoch %d/%d' % (args.phase, epoch, run.epochs), leave=False)
@@ -311,7 +311,7 @@ def _train_epoch(run, epoch):
             return train_one_epoch(run.train_net, run.trainer, run.loss_fn,
                                    _batches_with_ids(loader, batches, run.train_set, at),
                                    run.ctx, lr_at, run.iteration, run.max_iter,
-                                   args.nan_policy, workers, bar, run.say, at, args.grad_accum)
+                                   args.nan_policy, dist, bar, run.say, at, args.grad_accum)
     except NonFiniteLoss as err:
         raise TrainingStopped('non-finite loss at %s\nstopped; %s (--nan_policy skip skips '
                               'such batches)' % (err, last_checkpoint(args.run_dir)))
@@ -328,8 +328,8 @@ def _end_epoch(run, epoch, done, tic, train_seconds):
     recomputed with ``--precise_bn``), the weights checked finite; then, on the root
     worker, validation, the epoch's line, ``log.jsonl``, the curves and the checkpoint."""
     args, at = run.args, 'phase %d epoch %d ' % (run.args.phase, epoch)
-    if len(run.ctx) * run.workers.num_workers > 1:
-        run.workers.average_batch_norm_statistics(run.running_stats)
+    if len(run.ctx) * run.dist.num_workers > 1:
+        run.dist.average_batch_norm_statistics(run.running_stats)
     try:
         if args.precise_bn and not args.freeze_batch_norm:  # every worker alike
             precise_statistics(args, run.net, run.train_set, run.ctx, epoch, args.workers)

@@ -137,7 +137,7 @@ def claim_run_folder(args):
     return lock
 
 
-def resume_or_start(args, net, trainer, ctx, workers, max_iter, epochs, dataset=None,
+def resume_or_start(args, net, trainer, ctx, dist, max_iter, epochs, dataset=None,
                     aux=None):
     """Where training starts: ``(first epoch, iteration, log records so far)``. With
     ``--resume`` (a run folder or a checkpoint ``.json``) the checkpoint's parameters and
@@ -154,8 +154,8 @@ def resume_or_start(args, net, trainer, ctx, workers, max_iter, epochs, dataset=
     ckpt = args.resume if args.resume.endswith('.json') else latest_checkpoint(args.resume)
     if ckpt is None:
         raise FileNotFoundError('no complete checkpoint to resume in %s%s' % (
-            args.resume, '' if workers.is_root else ' on %r (the run folder must be at the '
-            'same path on every machine)' % workers))
+            args.resume, '' if dist.is_root else ' on %r (the run folder must be at the '
+            'same path on every machine)' % dist))
     newest = latest_checkpoint(os.path.dirname(os.path.abspath(ckpt)))
     if newest and os.path.abspath(newest) != os.path.abspath(ckpt):
         raise ValueError('--resume %s: its folder has a newer checkpoint, %s; resume that '
@@ -178,7 +178,7 @@ def resume_or_start(args, net, trainer, ctx, workers, max_iter, epochs, dataset=
     if os.path.isfile(log_path):
         with open(log_path) as f:
             records = [r for r in map(json.loads, f) if r['epoch'] <= state['epoch']]
-    if workers.is_root:
+    if dist.is_root:
         print('resumed from %s: epoch %d, iteration %d%s'
               % (ckpt, state['epoch'], state['iteration'],
                  '; the run had already finished' if state['iteration'] == max_iter

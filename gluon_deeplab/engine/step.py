@@ -14,13 +14,13 @@ class NonFiniteLoss(FloatingPointError):
     """``train_step`` found the batch's loss NaN or infinite and did not update."""
 
 
-def train_step(net, loss_fn, trainer, data, label, ctx, check_finite=True, workers=None,
+def train_step(net, loss_fn, trainer, data, label, ctx, check_finite=True, dist=None,
                accumulate=1):
     """One SGD step on a batch split over the devices ``ctx``; returns the mean loss over
     the valid pixels of the (global) batch, a (1,) float32 NDArray on ``ctx[0]``.
 
     ``data`` (N, 3, H, W) float32 and ``label`` (N, H, W) class ids are this process's
-    share of the global batch; with ``workers`` (``distributed.Workers``) the other
+    share of the global batch; with ``dist`` (``distributed.Workers``) the other
     shares are on the other workers. Each device's loss is the sum of its per-pixel
     losses over its valid pixels (divided by the pixels of one image, a constant that
     keeps gradients at the scale of a per-image mean); gradients are summed over all
@@ -64,8 +64,8 @@ def train_step(net, loss_fn, trainer, data, label, ctx, check_finite=True, worke
         counts += [n for _, _, n in parts]
     totals = mx.nd.concat(mx.nd.array([sum(counts)], ctx=ctx[0]),
                           sum(l.as_in_context(ctx[0]) for l in losses), dim=0)
-    if workers is not None and workers.num_workers > 1:
-        workers.sum('valid pixels and loss', [totals])
+    if dist is not None and dist.num_workers > 1:
+        dist.sum('valid pixels and loss', [totals])
         count = float(totals[0].asscalar())
     else:
         count = sum(counts)
@@ -88,7 +88,7 @@ def weighted_loss(net, loss_fn, outputs, label):
 
 
 def train_one_epoch(net, trainer, loss_fn, batches, ctx, lr_at, iteration, max_iter,
-                    nan_policy='stop', workers=None, progress=None, say=print, at='',
+                    nan_policy='stop', dist=None, progress=None, say=print, at='',
                     accumulate=1):
     """Train on ``batches`` until they end or ``iteration`` reaches ``max_iter``.
 
@@ -113,7 +113,7 @@ def train_one_epoch(net, trainer, loss_fn, batches, ctx, lr_at, iteration, max_i
         if nan_policy == 'skip':
             saved_stats = [[a.copy() for a in p.list_data()] for p in running_stats]
         try:
-            loss_sum += train_step(net, loss_fn, trainer, data, label, ctx, workers=workers,
+            loss_sum += train_step(net, loss_fn, trainer, data, label, ctx, dist=dist,
                                    accumulate=accumulate)
             steps += 1
         except NonFiniteLoss as err:
