@@ -1,7 +1,8 @@
 #!/bin/sh
 # Two-phase DeepLabV3 training (Chen et al. 2017, Sec. 4), ASPP or Vortex Pooling head.
 #   phase 1: output stride 16, BatchNorm trained, poly lr from LR1
-#   phase 2: output stride 8, BatchNorm frozen, poly lr from LR2, starts from phase 1
+#   phase 2: output stride 8, BatchNorm frozen (FREEZE2=1; 0 trains it), poly lr from
+#            LR2, starts from phase 1
 #   then: evaluation of phase 2 at output stride 8 (per-class IoU, confusion matrix)
 # Defaults are the paper's PASCAL VOC recipe on VOCdevkit_aug/ (train_aug, crop 513,
 # batch 16 then 8, 30K + 30K iterations, lr 0.007 then 0.001); evaluation is on val.
@@ -27,6 +28,7 @@ ITERS1=${ITERS1:-30000}
 ITERS2=${ITERS2:-30000}
 LR1=${LR1:-0.007}
 LR2=${LR2:-0.001}
+FREEZE2=${FREEZE2:-1}                 # phase 2 BatchNorm: 1 frozen (the paper's), 0 trained
 WEIGHT_DECAY=${WEIGHT_DECAY:-0.0001}
 WORKERS=${WORKERS:-4}
 PRETRAINED=${PRETRAINED:-}            # model-zoo resnet50_v2 .params for the backbone
@@ -78,7 +80,8 @@ run_phase 1 16 0 "$BATCH_SIZE" "$LR1" "$ITERS1" "BatchNorm trained" \
   ${PRETRAINED:+--pre_trained_model "$PRETRAINED"} "$@"
 last=phase2
 if [ "$ITERS2" -gt 0 ]; then
-  run_phase 2 8 1 "$BATCH_SIZE2" "$LR2" "$ITERS2" "BatchNorm frozen" \
+  run_phase 2 8 "$FREEZE2" "$BATCH_SIZE2" "$LR2" "$ITERS2" \
+    "BatchNorm $([ "$FREEZE2" = 1 ] && echo frozen || echo trained)" \
     --init_checkpoint "$RUN_DIR/phase1/final.params" "$@"
 else
   last=phase1
