@@ -95,8 +95,11 @@ def _network_args(p):
                         'for resnet18_v2)')
     add_rates_at_os8_arg(g, 'default')
     g.add_argument('--backbone_params', '--pre_trained_model', dest='backbone_params',
-                   default=None, help='Gluon model-zoo resnet*_v2 .params file (ImageNet '
-                                      'weights) for the backbone')
+                   default=None, help='ImageNet weights for the backbone: "imagenet" (fetched '
+                                      'into $MXNET_HOME/models and checked by sha1; mirrors '
+                                      'in GLUON_DEEPLAB_MIRRORS), a Gluon model-zoo '
+                                      'resnet*_v2 / GluonCV xception .params file, or "none" '
+                                      '(from scratch; voc_aug and cityscapes need it said)')
     g.add_argument('--init_checkpoint', default=None,
                    help='whole-network .params to start from (phase 2: phase 1\'s final.params)')
     g.add_argument('--reinit_classifier', action='store_true',
@@ -181,8 +184,20 @@ def _run_args(p):
                         'the batch')
 
 
+#: Data sets whose recipes start from ImageNet weights: from scratch only on purpose.
+PRETRAINED_DATASETS = ('voc_aug', 'cityscapes')
+
+
 def _complete(p, args):
     """Defaults that depend on other flags, and checks across flags (``p.error``)."""
+    if args.backbone_params == 'none':
+        args.backbone_params = None
+    elif (args.backbone_params is None and args.dataset in PRETRAINED_DATASETS
+          and not args.init_checkpoint and not args.resume):
+        p.error('--dataset %s without --backbone_params would train the backbone from random '
+                'initialisation, tens of points below the paper: give --backbone_params '
+                'imagenet (the paper\'s start), a model-zoo file, or none to do it on purpose'
+                % args.dataset)
     if args.max_iter is None and args.train_epochs is None:
         args.max_iter = 30000
     if args.run_dir is None and args.resume:  # continue the run where it is

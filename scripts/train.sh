@@ -31,7 +31,10 @@ LR2=${LR2:-0.001}
 FREEZE2=${FREEZE2:-1}                 # phase 2 BatchNorm: 1 frozen (the paper's), 0 trained
 WEIGHT_DECAY=${WEIGHT_DECAY:-0.0001}
 WORKERS=${WORKERS:-4}
-PRETRAINED=${PRETRAINED:-}            # model-zoo resnet50_v2 .params for the backbone
+# The backbone's ImageNet weights: "imagenet" (fetched and checked), a model-zoo .params
+# file, or "none" (from scratch). Default: imagenet for voc_aug and cityscapes.
+case $DATASET in voc_aug|cityscapes) PRETRAINED=${PRETRAINED:-imagenet} ;; esac
+PRETRAINED=${PRETRAINED:-}
 PYTHON=${PYTHON:-python}
 
 # The head (any form train.py takes) names the run folder; Python reads the arguments.

@@ -111,12 +111,25 @@ def test_frozen_batch_norm_keeps_statistics_and_affine_parameters():
 def test_seed_compatible_flags():
     args = parse_args(['--resume', '-1', '--base_architecture', 'resnet_v2_50',
                        '--aspp_or_vortex', '2', '--gpus', '0,1', '--train_epochs', '46',
-                       '--max_iter', '30000'])
+                       '--max_iter', '30000', '--pre_trained_model', 'zoo.params'])
     assert (args.head, args.backbone, args.resume) == ('vortex', 'resnet50_v2', None)
     # aliases of one flag: the last one given wins, as for any repeated flag
-    assert parse_args(['--head', 'aspp', '--aspp_or_vortex', '2']).head == 'vortex'
-    assert parse_args(['--aspp_or_vortex', '2', '--head', 'aspp']).head == 'aspp'
-    assert parse_args(['--pre_trained_model', 'zoo.params']).backbone_params == 'zoo.params'
+    zoo = ['--pre_trained_model', 'zoo.params']
+    assert parse_args(['--head', 'aspp', '--aspp_or_vortex', '2'] + zoo).head == 'vortex'
+    assert parse_args(['--aspp_or_vortex', '2', '--head', 'aspp'] + zoo).head == 'aspp'
+    assert parse_args(zoo).backbone_params == 'zoo.params'
+
+
+def test_voc_and_cityscapes_from_scratch_only_on_purpose(capsys):
+    for dataset in ('voc_aug', 'cityscapes'):
+        with pytest.raises(SystemExit):
+            parse_args(['--dataset', dataset])
+        assert ('--dataset %s without --backbone_params would train the backbone from random '
+                'initialisation' % dataset) in capsys.readouterr().err
+        assert parse_args(['--dataset', dataset, '--backbone_params', 'none']).backbone_params \
+            is None
+    assert parse_args(['--dataset', 'voc_aug', '--init_checkpoint', 'p1.params'])  # phase 2
+    assert parse_args(['--dataset', 'camvid']).backbone_params is None  # the CPU recipe
 
 
 @pytest.mark.slow
@@ -689,7 +702,7 @@ def test_trains_voc_aug_from_the_folder_gluoncvs_script_leaves(tmp_path, capsys)
     run = tmp_path / 'run'
     assert main(['--dataset', 'voc_aug', '--data_dir', str(tmp_path), '--crop_size', '32',
                  '--batch_size', '2', '--max_iter', '1', '--workers', '0', '--no_progress',
-                 '--run_dir', str(run)]) == 0
+                 '--run_dir', str(run), '--backbone_params', 'none']) == 0
     out = capsys.readouterr().out
     assert 'voc_aug: 6 train / 2 val images' in out
     assert 'train_aug' in out and '(SBD train' in out, out
@@ -751,14 +764,15 @@ def test_class_weights_ohem_and_bn_momentum_train_and_bad_values_are_refused(tmp
         with pytest.raises(SystemExit):
             parse_args(['--momentum', value])
         assert 'argument --momentum: expected a number in [0, 1)' in capsys.readouterr().err
-    assert parse_args(['--momentum', '0']).momentum == 0.0
+    assert parse_args(['--momentum', '0', '--dataset', 'camvid']).momentum == 0.0
 
 
 def test_bn_momentum_reaches_every_batch_norm():
     net = build_network(parse_args(['--dataset', 'camvid', '--bn_momentum', '0.5',
                                     '--decoder_output_stride', '4']), [mx.cpu()])
     # every one that keeps running statistics (the input's has fixed ones, resnet.py)
-    bns = [bn for bn in sub_blocks(net, gluon.nn.BatchNorm, exact=True) if not bn._kwargs['use_global_stats']]
+    bns = [bn for bn in sub_blocks(net, gluon.nn.BatchNorm, exact=True)
+           if not bn._kwargs['use_global_stats']]
     assert len(bns) > 50 and {bn._kwargs['momentum'] for bn in bns} == {0.5}
 
 
@@ -957,3 +971,25 @@ def test_resume_takes_the_runs_settings_and_refuses_contradicting_flags(tmp_path
     assert [(r['epoch'], r['iteration']) for r in _log(run)] == [(1, 2), (2, 4)]
     with open(run / 'epoch_0002.json') as f:
         assert json.load(f)['settings']['seed'] == 5
+
+
+def test_imagenet_weights_are_fetched_for_a_new_run_never_for_a_whole_checkpoint(tmp_path,
+                                                                              monkeypatch):
+    import gluon_deeplab.models.deeplab as deeplab
+    from gluon_deeplab import get_deeplab
+
+    def fetch(backbone):
+        raise RuntimeError('fetched %s' % backbone)
+    monkeypatch.setattr(deeplab, 'imagenet_file', fetch)
+    base = ['--dataset', 'camvid', '--backbone', 'resnet18_v2', '--backbone_params',
+            'imagenet', '--run_dir', str(tmp_path / 'run')]
+    with pytest.raises(RuntimeError, match='fetched resnet18_v2'):
+        build_network(parse_args(base), [mx.cpu()])
+    net = get_deeplab('aspp', 16, 11, 'resnet18_v2')
+    net.initialize()
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    net.save_parameters(str(tmp_path / 'p1.params'))
+    built = build_network(parse_args(base + ['--init_checkpoint', str(tmp_path / 'p1.params')]),
+                          [mx.cpu()])
+    x = mx.nd.random.uniform(shape=(1, 3, 32, 32))
+    assert_close(built(x), net(x), NETWORK)

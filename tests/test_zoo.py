@@ -1,4 +1,7 @@
-"""Loading a classification network's parameter file into a backbone by name."""
+"""ImageNet weights: fetched from the first repository that has them (an HTTP server the
+tests start on 127.0.0.1), cached, checked by sha1, and loaded into a backbone by name."""
+import os
+
 import mxnet as mx
 import numpy as np
 import pytest
@@ -58,3 +61,80 @@ def test_a_file_that_does_not_fit_is_named_with_what_is_wrong(tmp_path):
         load_zoo_file(_Backbone(), str(tmp_path / 'text.params'))
     with pytest.raises(FileNotFoundError, match='pre-trained parameter file not found'):
         load_zoo_file(_Backbone(), str(tmp_path / 'missing.params'))
+
+
+# --- fetching: against a server this test starts on 127.0.0.1 --------------------------
+
+@pytest.fixture
+def server(tmp_path):
+    """``(base URL, folder served)``: an HTTP server on 127.0.0.1 for this test only."""
+    import functools
+    import http.server
+    import threading
+    served = tmp_path / 'served'
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield 'http://127.0.0.1:%d/' % httpd.server_address[1], served
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _publish(served, repo, stem, content):
+    """``served/repo/gluon/models/stem.zip`` holding ``stem.params``; returns its sha1."""
+    import hashlib
+    import zipfile
+    folder = served / repo / 'gluon' / 'models'
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(folder / (stem + '.zip'), 'w') as zf:
+        zf.writestr(stem + '.params', content)
+    return hashlib.sha1(content).hexdigest()
+
+
+def test_weights_come_from_the_first_repository_that_has_them_and_are_cached(server, tmp_path):
+    from gluon_deeplab.models.zoo import imagenet_file
+    url, served = server
+    sha1 = _publish(served, 'mirror', 'tiny-0123', b'weights')
+    table = {'tiny': ('tiny-0123', sha1)}
+    cache = tmp_path / 'cache'
+    path = imagenet_file('tiny', str(cache), [url + 'down/', url + 'mirror/'], table)
+    assert path == str(cache / 'tiny-0123.params') and open(path, 'rb').read() == b'weights'
+    assert os.listdir(cache) == ['tiny-0123.params']  # no temporary file left
+    # cached with the right sha1: used without asking any repository
+    assert imagenet_file('tiny', str(cache), [url + 'down/'], table) == path
+
+
+def test_a_wrong_hash_or_no_repository_is_one_line_naming_the_file_and_leaves_nothing(
+        server, tmp_path):
+    from gluon_deeplab.models.zoo import imagenet_file
+    url, served = server
+    _publish(served, 'bad', 'tiny-0123', b'other bytes')
+    table = {'tiny': ('tiny-0123', '0' * 40)}
+    cache = tmp_path / 'cache'
+    with pytest.raises(ValueError) as err:
+        imagenet_file('tiny', str(cache), [url + 'bad/', url + 'down/'], table)
+    message = str(err.value)
+    assert '\n' not in message
+    assert message.startswith('cannot fetch the ImageNet weights of tiny (%sbad/gluon/models/'
+                              'tiny-0123.zip: sha1 differs; %sdown/gluon/models/tiny-0123.zip: '
+                              % (url, url))
+    assert message.endswith('place tiny-0123.params (sha1 %s) in %s, or name a mirror in '
+                            'GLUON_DEEPLAB_MIRRORS' % ('0' * 40, cache))
+    assert os.listdir(cache) == []
+    (cache / 'tiny-0123.params').write_bytes(b'damaged')  # a damaged cached file goes too
+    with pytest.raises(ValueError):
+        imagenet_file('tiny', str(cache), [url + 'down/'], table)
+    assert os.listdir(cache) == []
+
+
+def test_repositories_are_mxnets_then_the_mirrors():
+    from gluon_deeplab.models.zoo import DEFAULT_REPO, imagenet_weights, repositories
+    assert repositories({}) == [DEFAULT_REPO]
+    assert repositories({'MXNET_GLUON_REPO': 'http://a', 'GLUON_DEEPLAB_MIRRORS':
+                         'http://b/, http://c'}) == ['http://a/', 'http://b/', 'http://c/']
+    table = imagenet_weights()
+    assert table['resnet50_v2'][0] == 'resnet50_v2-ecdde353'  # the model zoo's file name
+    assert table['xception65'][0] == 'xception-37c1c90b'  # GluonCV's

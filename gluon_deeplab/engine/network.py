@@ -32,8 +32,9 @@ def build_network(args, ctx, num_classes=None):
     classifier's is loaded), is damaged (``checkpoint.params_file_problem``) or holds NaN
     or infinite values."""
     num_classes = num_classes or DATASETS[args.dataset].NUM_CLASS
+    whole = args.init_checkpoint or args.resume  # loads every parameter: nothing to fetch
     net = get_deeplab(args.head, args.output_stride, num_classes, args.backbone,
-                      backbone_params=args.backbone_params,
+                      backbone_params=None if whole else args.backbone_params,
                       freeze_batch_norm=bool(args.freeze_batch_norm),
                       multi_grid=args.multi_grid, ctx=ctx, rates_at_os8=args.rates_at_os8,
                       norm_layer={'batch': nn.BatchNorm, 'sync': SyncBatchNorm,
@@ -62,7 +63,7 @@ def build_network(args, ctx, num_classes=None):
             raise ValueError('%s does not fit a %s network with %d classes on %s: %s'
                              % (args.init_checkpoint, args.head, num_classes,
                                 args.backbone, str(err).strip().splitlines()[0]))
-    elif not args.backbone_params:
+    elif whole or not args.backbone_params:
         initialize_network(net, ctx)
     if args.freeze_batch_norm:
         net.collect_params('.*gamma|.*beta').setattr('grad_req', 'null')

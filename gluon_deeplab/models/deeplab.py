@@ -15,6 +15,7 @@ from .heads.decoder import DECODER_OUTPUT_STRIDES, Decoder
 from .layers.atrous import AtrousConv2D
 from .layers.group_norm import GROUPS, GroupNorm
 from .layers.resize import bilinear_resize_like
+from .zoo import imagenet_file
 
 __all__ = ['DeepLabV3', 'FixedSizeOutput', 'get_deeplab', 'initialize_network', 'INIT',
            'BACKBONES']
@@ -172,7 +173,9 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
     backbone_params : str or None
         Path to the ImageNet parameter file of the backbone's classification network (the
         Gluon model zoo's ``resnet*_v2``, GluonCV's ``xception``) to load into the
-        backbone; the rest is then initialised with ``INIT``. None leaves the whole
+        backbone, or ``'imagenet'``: that file, fetched into MXNet's cache and checked
+        by sha1 (``zoo.imagenet_file``); the rest is then initialised with ``INIT``.
+        None leaves the whole
         network uninitialised (``initialize_network``). ``pretrained_base`` is an older
         name for it.
     freeze_batch_norm : bool
@@ -225,6 +228,8 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
     net = DeepLabV3(body, head_cls(None if decoder else num_classes, rates=rates,
                                    norm_layer=norm_layer, **head_kwargs), decoder)
     backbone_params = backbone_params or pretrained_base
+    if backbone_params == 'imagenet':
+        backbone_params = imagenet_file(backbone)
     if backbone_params is not None:
         net.backbone.load_model_zoo_params(backbone_params, ctx or [mx.cpu()])
         for part in (net.head, net.decoder):

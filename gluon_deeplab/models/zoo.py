@@ -1,11 +1,16 @@
-"""Loading an ImageNet classification network's parameter file into a backbone by name."""
+"""ImageNet weights for the backbones: fetched into MXNet's cache and checked by sha1
+(``imagenet_file``), and loaded into a backbone by name (``load_zoo_file``)."""
 import os
+import shutil
+import tempfile
+import zipfile
 
 import mxnet as mx
+from mxnet.gluon.utils import check_sha1, download
 
-from ..runtime.mxnet_private import load_into, structural_params
+from ..runtime.mxnet_private import load_into, model_store_sha1, structural_params
 
-__all__ = ['load_zoo_file']
+__all__ = ['load_zoo_file', 'imagenet_weights', 'repositories', 'imagenet_file']
 
 
 def load_zoo_file(backbone, filename, ctx=None, classifier_prefix='output.',
@@ -50,3 +55,74 @@ def load_zoo_file(backbone, filename, ctx=None, classifier_prefix='output.',
         ctx = [ctx]
     for key, param in params.items():
         load_into(param, loaded[key], ctx)
+
+
+#: Where the Gluon model zoo's files are (``mxnet.gluon.model_zoo.model_store``): the
+#: repository (``MXNET_GLUON_REPO``, default Apache's bucket) + ``gluon/models/NAME.zip``.
+DEFAULT_REPO = 'https://apache-mxnet.s3-accelerate.dualstack.amazonaws.com/'
+#: GluonCV's ImageNet Xception-65 (``gluoncv.model_zoo.model_store``: name ``xception``).
+XCEPTION_SHA1 = '37c1c90b56800303a66934487fbf017bca8bba00'
+
+
+def imagenet_weights():
+    """{backbone name: (file stem, sha1)} of the ImageNet parameter files of every
+    backbone: the model zoo's ``resnet*_v2`` and GluonCV's ``xception`` for xception65."""
+    table = {'xception65': ('xception-' + XCEPTION_SHA1[:8], XCEPTION_SHA1)}
+    for name in ('resnet18_v2', 'resnet34_v2', 'resnet50_v2', 'resnet101_v2'):
+        sha1 = model_store_sha1(name)
+        table[name] = ('%s-%s' % (name, sha1[:8]), sha1)
+    return table
+
+
+def repositories(environ=None):
+    """The repositories tried, in order: ``MXNET_GLUON_REPO`` (MXNet's own variable) or
+    Apache's bucket, then each of ``GLUON_DEEPLAB_MIRRORS`` (URLs separated by spaces or
+    commas): the bucket has had long outages."""
+    environ = os.environ if environ is None else environ
+    mirrors = environ.get('GLUON_DEEPLAB_MIRRORS', '').replace(',', ' ').split()
+    repos = [environ.get('MXNET_GLUON_REPO') or DEFAULT_REPO] + mirrors
+    return [r if r.endswith('/') else r + '/' for r in repos]
+
+
+def imagenet_file(backbone, root=None, repos=None, table=None):
+    """Path of ``backbone``'s ImageNet parameter file in the cache ``root`` (default
+    ``$MXNET_HOME/models``, MXNet's), fetched when it is not there with the right sha1:
+    ``gluon/models/<stem>.zip`` from each of ``repos`` (default ``repositories()``) in
+    turn, unpacked and checked (``mxnet.gluon.utils.download`` / ``check_sha1``). Nothing
+    partial is ever left in the cache (a file with the wrong sha1 is removed). ``table``:
+    ``imagenet_weights()`` by default.
+
+    Raises ValueError for a backbone without ImageNet weights, or naming the file to
+    place, where, its sha1 and the URLs tried when none gave it (offline, a repository
+    down, a wrong hash)."""
+    table = imagenet_weights() if table is None else table
+    if backbone not in table:
+        raise ValueError('no ImageNet weights for backbone %r; known: %s'
+                         % (backbone, ', '.join(sorted(table))))
+    stem, sha1 = table[backbone]
+    root = os.path.expanduser(root or os.path.join(mx.base.data_dir(), 'models'))
+    path = os.path.join(root, stem + '.params')
+    if os.path.isfile(path) and check_sha1(path, sha1):
+        return path
+    if os.path.exists(path):
+        os.remove(path)  # damaged: fetched again
+    os.makedirs(root, exist_ok=True)
+    urls, errors = ['%sgluon/models/%s.zip' % (r, stem) for r in repos or repositories()], []
+    for url in urls:
+        work = tempfile.mkdtemp(prefix='.tmp-', dir=root)
+        try:
+            archive = download(url, os.path.join(work, stem + '.zip'), retries=1)
+            with zipfile.ZipFile(archive) as zf:
+                zf.extract(stem + '.params', work)
+            if not check_sha1(os.path.join(work, stem + '.params'), sha1):
+                raise ValueError('sha1 differs')
+            os.replace(os.path.join(work, stem + '.params'), path)
+            return path
+        except Exception as err:  # network, HTTP, zip, hash: the next repository
+            errors.append('%s: %s' % (url, str(err).splitlines()[0] if str(err) else
+                                      type(err).__name__))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    raise ValueError('cannot fetch the ImageNet weights of %s (%s); place %s.params (sha1 %s) '
+                     'in %s, or name a mirror in GLUON_DEEPLAB_MIRRORS'
+                     % (backbone, '; '.join(errors), stem, sha1, root))

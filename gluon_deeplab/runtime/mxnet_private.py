@@ -5,7 +5,7 @@ else in the package. A newer MXNet should only need this file checked.
 """
 
 __all__ = ['structural_params', 'load_into', 'start_trainer_store', 'data_worker_pids',
-           'close_data_loader', 'hybridize_settings', 'batch_norm_setting']
+           'close_data_loader', 'hybridize_settings', 'batch_norm_setting', 'model_store_sha1']
 
 
 def structural_params(block):
@@ -32,6 +32,14 @@ def batch_norm_setting(layer, name, default=None):
     private ``_kwargs``; precise BN needs the axis it normalises over and whether the
     layer is frozen."""
     return layer._kwargs.get(name, default)
+
+
+def model_store_sha1(name):
+    """The sha1 of the Gluon model zoo's ImageNet file ``name`` (``'resnet50_v2'``): MXNet
+    checks its downloads against a table it keeps private (``model_store._model_sha1``),
+    and the same check is wanted here for the files fetched from mirrors."""
+    from mxnet.gluon.model_zoo import model_store
+    return model_store._model_sha1[name]
 
 
 def load_into(param, data, ctx):
