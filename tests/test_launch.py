@@ -109,22 +109,28 @@ def test_hostfile_starts_workers_and_servers_through_the_remote_shell(tmp_path):
         'localhost'] * 2
 
 
-def test_sigterm_to_the_launcher_stops_every_process_of_the_job(tmp_path):
-    """What ``timeout``, ``kill`` and batch schedulers send: the launcher must take its
-    scheduler, server and workers with it."""
+def _sleeping_job(tmp_path, **popen):
+    """``(launcher process, its 4 children's pids, the workers' pid file)``: a job of 2
+    workers that sleep, once every worker has started."""
     pids = tmp_path / 'pids'
     worker = ('import os, time\nopen(%r, "a").write("%%d\\n" %% os.getpid())\ntime.sleep(600)'
               % str(pids))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get('PYTHONPATH', '')]))
     proc = subprocess.Popen([sys.executable, '-m', 'gluon_deeplab.launch', '-n', '2', '--',
-                             sys.executable, '-c', worker], cwd=TESTS, env=env,
-                            stderr=subprocess.PIPE, text=True)
+                             sys.executable, '-c', worker], cwd=TESTS, env=env, **popen)
     deadline = time.time() + 60
     while time.time() < deadline and len(pids.read_text().split() if pids.exists() else []) < 2:
         time.sleep(0.2)
     children = subprocess.run(['pgrep', '-P', str(proc.pid)], capture_output=True,
                               text=True).stdout.split()
     assert len(children) == 4  # scheduler, server, 2 workers
+    return proc, children, pids
+
+
+def test_sigterm_to_the_launcher_stops_every_process_of_the_job(tmp_path):
+    """What ``timeout``, ``kill`` and batch schedulers send: the launcher must take its
+    scheduler, server and workers with it."""
+    proc, children, pids = _sleeping_job(tmp_path, stderr=subprocess.PIPE, text=True)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 1
     assert 'terminated (SIGTERM); stopping the 4 other processes' in proc.stderr.read()
@@ -149,18 +155,7 @@ def _running(pid):
 def test_sigkill_of_the_launcher_still_ends_every_process_of_the_job(tmp_path):
     """kill -9 leaves the launcher no chance to stop the job: its processes, each in its
     own session, must notice on their own."""
-    pids = tmp_path / 'pids'
-    worker = ('import os, time\nopen(%r, "a").write("%%d\\n" %% os.getpid())\ntime.sleep(600)'
-              % str(pids))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get('PYTHONPATH', '')]))
-    proc = subprocess.Popen([sys.executable, '-m', 'gluon_deeplab.launch', '-n', '2', '--',
-                             sys.executable, '-c', worker], cwd=TESTS, env=env)
-    deadline = time.time() + 60
-    while time.time() < deadline and len(pids.read_text().split() if pids.exists() else []) < 2:
-        time.sleep(0.2)
-    children = subprocess.run(['pgrep', '-P', str(proc.pid)], capture_output=True,
-                              text=True).stdout.split()
-    assert len(children) == 4  # scheduler, server, 2 workers
+    proc, children, _ = _sleeping_job(tmp_path)
     proc.kill()
     proc.wait(timeout=10)
     deadline = time.time() + 30
