@@ -65,6 +65,47 @@ def test_image_pooling_branch_is_spatially_constant():
     assert (pooled == pooled[:, :, :1, :1]).all()
 
 
+def _branch_by_hand(branch, x, rate, pool):
+    """A head branch computed from its parameters with MXNet's operators: optionally a
+    ``pool`` x ``pool`` average (stride 1, zero padding counted), then a 3x3 convolution of
+    dilation ``rate`` (zero padding ``rate``, no bias; 1x1 for rate 0), inference BatchNorm
+    written out, ReLU."""
+    if pool:
+        x = mx.nd.Pooling(x, kernel=(pool, pool), stride=(1, 1), pad=(pool // 2,) * 2,
+                          pool_type='avg', count_include_pad=True)
+        branch = branch[1]
+    conv = sub_blocks(branch, mx.gluon.nn.Conv2D)[0]
+    bn = sub_blocks(branch, mx.gluon.nn.BatchNorm)[0]
+    w = conv.weight.data()
+    k = 3 if rate else 1
+    y = mx.nd.Convolution(x, w, kernel=(k, k), dilate=(max(rate, 1),) * 2,
+                          pad=(rate,) * 2, num_filter=w.shape[0], no_bias=True)
+    shape = (1, -1, 1, 1)
+    y = (y - bn.running_mean.data().reshape(shape)) / mx.nd.sqrt(
+        bn.running_var.data().reshape(shape) + 1e-5)
+    return mx.nd.relu(y * bn.gamma.data().reshape(shape) + bn.beta.data().reshape(shape))
+
+
+@pytest.mark.parametrize('head_cls', [ASPP, VortexPooling])
+def test_each_branch_is_its_papers_computation(head_cls):
+    """The 1x1 branch and the three atrous branches (Vortex: each after its r x r
+    average, Xie et al. 2018 Fig. 3c) against the same computed from their parameters."""
+    rates = (1, 3, 5)
+    head = head_cls(5, rates=rates, channels=8)
+    head.initialize(mx.init.Xavier())
+    x = mx.nd.random.normal(shape=(2, 16, 9, 11))
+    head(x)
+    for bn in sub_blocks(head, mx.gluon.nn.BatchNorm):  # statistics other than 0 / 1
+        bn.running_mean.set_data(mx.nd.random.normal(shape=bn.running_mean.shape))
+        bn.running_var.set_data(mx.nd.random.uniform(0.5, 2, shape=bn.running_var.shape))
+    branches = list(head.branches)
+    with autograd.predict_mode():
+        assert_close(branches[0](x), _branch_by_hand(branches[0], x, 0, 0), NETWORK)
+        for branch, rate in zip(branches[1:4], rates):
+            pool = rate if head_cls is VortexPooling else 0
+            assert_close(branch(x), _branch_by_hand(branch, x, rate, pool), NETWORK)
+
+
 def _pool_sizes(head):
     return [getattr(b[0], 'pool_size', None) or b[0]._kwargs['kernel'][0]
             for b in list(head.branches)[1:4]]
