@@ -50,6 +50,15 @@ def fold_batch_norm(graph, params):
     BatchNorms after anything else (in a pre-activation ResNet, those after each
     residual sum) stay as they are.
     """
+    params = dict(params)
+    fold = _fold_into_convolutions(graph, params)
+    return _without_folded(graph, fold, params), params, len(fold)
+
+
+def _fold_into_convolutions(graph, params):
+    """Fold each foldable BatchNorm's parameters into its convolution's weight (in
+    ``params``, changed) and a ``<conv>_folded_bias``; returns {BatchNorm node id:
+    convolution node id}."""
     nodes = graph['nodes']
     consumers = [0] * len(nodes)
     for node in nodes:
@@ -57,8 +66,7 @@ def fold_batch_norm(graph, params):
             consumers[src] += 1
     for src, _, _ in graph['heads']:
         consumers[src] += 1
-    params = dict(params)
-    fold = {}  # BatchNorm node id -> convolution node id
+    fold = {}
     for i, node in enumerate(nodes):
         if node['op'] != 'BatchNorm' or node.get('attrs', {}).get('axis', '1') != '1':
             continue
@@ -77,7 +85,13 @@ def fold_batch_norm(graph, params):
         for name in (gamma, beta, mean, var):
             del params[name]
         fold[i] = src
-    # rebuild the node list without the folded BatchNorms and their parameters
+    return fold
+
+
+def _without_folded(graph, fold, params):
+    """``graph`` without the folded BatchNorms (``fold``) and their parameter nodes, each
+    convolution given its folded bias (``params``' names follow)."""
+    nodes = graph['nodes']
     dropped = {j for i in fold for j, _, _ in nodes[i]['inputs'][1:]} | set(fold)
     new_nodes, new_id = [], {}
     for i, node in enumerate(nodes):
@@ -97,8 +111,7 @@ def fold_batch_norm(graph, params):
             node['attrs'] = dict(node['attrs'], no_bias='False')
         new_id[i] = len(new_nodes)
         new_nodes.append(node)
-    out = {'nodes': new_nodes,
-           'arg_nodes': [i for i, n in enumerate(new_nodes) if n['op'] == 'null'],
-           'heads': [[new_id[s], k, v] for s, k, v in graph['heads']],
-           'attrs': graph.get('attrs', {})}
-    return out, params, len(fold)
+    return {'nodes': new_nodes,
+            'arg_nodes': [i for i, n in enumerate(new_nodes) if n['op'] == 'null'],
+            'heads': [[new_id[s], k, v] for s, k, v in graph['heads']],
+            'attrs': graph.get('attrs', {})}
