@@ -111,15 +111,18 @@ def _end_with_parent(launcher_pid):
     """Run in each node's process between fork and exec (Linux): SIGTERM when the
     launcher dies, even by SIGKILL, which leaves it no chance to stop the job itself. An
     ssh node then ends its remote command by hanging up. Elsewhere: nothing."""
+    if not sys.platform.startswith('linux'):
+        return None
+    try:  # looked up here: no dynamic loading between fork and exec
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
     def arm():
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        except (OSError, AttributeError):
-            return
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         if os.getppid() != launcher_pid:  # it died before the signal was armed
             os.kill(os.getpid(), signal.SIGTERM)
-    return arm if sys.platform.startswith('linux') else None
+    return arm
 
 
 def _start(node, ssh):

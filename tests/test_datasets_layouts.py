@@ -186,6 +186,18 @@ def test_voc_without_sbd_falls_back_to_voc_train_with_a_notice(tmp_path, recwarn
     assert 'VOC 2012 only' in ds.layout.name
 
 
+def test_voc2007_beside_voc2012_is_not_a_second_copy(tmp_path):
+    """--data_dir VOCdevkit (VOC2007/ and VOC2012/, no SBD): VOC 2012 with the no-SBD
+    notice, not two differing VOC copies."""
+    _voc(tmp_path / 'VOCdevkit' / 'VOC2012')
+    _voc(tmp_path / 'VOCdevkit' / 'VOC2007', images=VOC_VAL)
+    (tmp_path / 'VOCdevkit' / 'VOC2007' / 'ImageSets' / 'Segmentation' / 'val.txt').write_text(
+        VOC_VAL[0] + '\n')
+    ds = VOCAugSegmentation(str(tmp_path / 'VOCdevkit'), 'train_aug')
+    assert _ids(ds) == VOC_TRAIN and ds.layout.voc == str(tmp_path / 'VOCdevkit' / 'VOC2012')
+    assert len(ds.notices) == 1 and ds.notices[0].startswith('no SBD labels found')
+
+
 def test_sbd_beside_voc_one_folder_down_is_found(tmp_path):
     """VOCaug moved into VOCdevkit/ beside VOC2012/, --data_dir the folder above: the
     root's VOCdevkit/VOC2012 matches, and SBD is still found (not VOC 2012 only)."""

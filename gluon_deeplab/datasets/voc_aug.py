@@ -396,8 +396,9 @@ def _sbd_below(root, depth=4):
 
 def find_voc_layout(root):
     """The ``VOCLayout`` of PASCAL VOC 2012 + SBD under ``root``: its parts are looked
-    for in ``root`` and, when none is there, in each immediate subfolder (a part may be in
-    one subfolder and another in a second). Identical copies of a part are allowed (the
+    for in ``root`` and, when SBD's labels are not there, in each immediate subfolder (a
+    part may be in one subfolder and another in a second; when ``root`` holds VOC 2012,
+    only SBD, SegmentationClassAug and train_aug lists are taken from the subfolders). Identical copies of a part are allowed (the
     first is used). Raises FileNotFoundError listing what was looked for where when no
     part is found, or when SBD is found without VOC 2012 (val is VOC 2012's); ValueError
     naming both when two copies of a part differ."""
@@ -406,13 +407,17 @@ def find_voc_layout(root):
     found = _parts_in(root)
     searched = [root]
     if not (found['sbd'] or found['aug'] or found['train_aug']):  # VOC only, or nothing
+        # VOC found here: only what completes it comes from the subfolders (VOC2007/
+        # beside VOC2012/ in a devkit is not a second copy)
+        wanted = ('sbd', 'aug', 'train_aug') if found['voc'] else tuple(found)
         subs = sorted(e.path for e in os.scandir(root)
                       if e.is_dir() and not e.name.startswith('.'))
         searched += subs
         for sub in subs:
             for key, value in _parts_in(sub).items():
                 seen = {path for path, _ in found[key]}
-                found[key] += [(path, rel) for path, rel in value if path not in seen]
+                found[key] += [(path, rel) for path, rel in value
+                               if key in wanted and path not in seen]
     layout = VOCLayout(root)
     layout._searched = searched
     if not any(found.values()):
@@ -433,8 +438,9 @@ def find_voc_layout(root):
         raise FileNotFoundError(
             'found VOC 2012 in %s and SBD\'s labels in %s, deeper than voc_aug looks for '
             'them; move %s to %s (or give --data_dir the folder holding both), or train_aug '
-            'would be VOC 2012 train only' % (layout.voc, os.path.join(deeper, 'cls'), deeper,
-                                              os.path.join(root, 'SBD')))
+            'would be VOC 2012 train only' % (
+                layout.voc, os.path.join(deeper, 'cls' if _isdir(deeper, 'cls') else 'cls_png'),
+                deeper, os.path.join(root, 'SBD')))
     for split in ('train', 'val'):
         # VOC's own list (inside its folder) first, then the VOCdevkit_aug ImageSets/ one.
         spots = sorted(found[split], key=lambda f: not f[0].startswith(layout.voc + os.sep))

@@ -157,7 +157,10 @@ _RENAMED = {'base_architecture': 'backbone', 'pre_trained_model': 'backbone_para
 
 
 def upgrade_settings(settings):
-    """``settings`` (a checkpoint's) with older key names replaced by today's."""
+    """``settings`` (a checkpoint's) with older key names replaced by today's; {} when it
+    is not a dict (a hand-edited JSON's ``null``)."""
+    if not isinstance(settings, dict):
+        return {}
     return {_RENAMED.get(k, k): v for k, v in settings.items()}
 
 

@@ -19,18 +19,18 @@ __all__ = ['RUNTIME_FLAGS', 'CHANGEABLE_ON_RESUME', 'resume_folder', 'take_run_s
 #: Flags that say where and how a run runs, not what it computes: never taken from the
 #: resumed checkpoint.
 RUNTIME_FLAGS = {'gpus', 'workers', 'no_progress', 'debug', 'kvstore', 'run_dir', 'resume',
-                 'overwrite', 'backbone_params', 'init_checkpoint'}
+                 'overwrite', 'backbone_params', 'init_checkpoint', 'skip_bad_samples',
+                 'allow_overlap'}
 
 
 #: Settings a resumed run takes from its checkpoint unless the command line changes them
 #: (``--max_iter`` / ``--train_epochs`` change its length: ``resume_or_start`` says so).
-CHANGEABLE_ON_RESUME = {'data_dir', 'skip_bad_samples', 'allow_overlap', 'nan_policy',
-                        'max_iter', 'train_epochs'}
+CHANGEABLE_ON_RESUME = {'data_dir', 'nan_policy', 'max_iter', 'train_epochs'}
 
 
 def resume_folder(resume):
     """The run folder of ``--resume`` (a folder, or a checkpoint ``.json`` in one)."""
-    return os.path.dirname(resume) if resume.endswith('.json') else resume
+    return (os.path.dirname(resume) or '.') if resume.endswith('.json') else resume
 
 
 def take_run_settings(args, given):
@@ -161,7 +161,7 @@ def resume_or_start(args, net, trainer, ctx, dist, max_iter, epochs, dataset=Non
         raise ValueError('--resume %s: its folder has a newer checkpoint, %s; resume that '
                          'one (give the folder)' % (ckpt, newest))
     try:
-        saved = read_json(ckpt).get('settings', {})
+        saved = upgrade_settings(read_json(ckpt).get('settings'))
     except InvalidJSON as err:
         raise ValueError('cannot resume from checkpoint %s: not valid JSON (%s)'
                          % (ckpt, err.detail))
@@ -169,7 +169,7 @@ def resume_or_start(args, net, trainer, ctx, dist, max_iter, epochs, dataset=Non
         raise ValueError('cannot resume from checkpoint %s: %s' % (ckpt, err))
     check_same_network(saved, run_settings(args, dataset), ckpt)
     state = load_checkpoint(ckpt, net, trainer, ctx, aux)
-    if state['iteration'] > max_iter or state['epoch'] > epochs:
+    if state['iteration'] > max_iter or (args.train_epochs and state['epoch'] > epochs):
         raise ValueError('cannot resume from checkpoint %s: it is at epoch %d, iteration %d, '
                          'past this run\'s end (%d epochs, %d iterations)'
                          % (ckpt, state['epoch'], state['iteration'], epochs, max_iter))

@@ -62,7 +62,9 @@ class NetworkConfig:
         Raises ValueError naming the file when there are no settings beside it and
         ``head`` / ``num_classes`` are not in ``overrides``."""
         record = newest_record(params_file)
-        settings = dict(upgrade_settings(record.get('settings', {})), **record.get('network', {}))
+        network = record.get('network')
+        settings = dict(upgrade_settings(record.get('settings')),
+                        **(network if isinstance(network, dict) else {}))
         try:
             return cls.from_settings(settings, **overrides)
         except TypeError:

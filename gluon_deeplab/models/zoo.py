@@ -6,7 +6,7 @@ import tempfile
 import zipfile
 
 import mxnet as mx
-from mxnet.gluon.utils import check_sha1, download
+from mxnet.gluon.utils import check_sha1
 
 from ..runtime.mxnet_private import load_into, model_store_sha1, structural_params
 
@@ -88,7 +88,7 @@ def imagenet_file(backbone, root=None, repos=None, table=None):
     """Path of ``backbone``'s ImageNet parameter file in the cache ``root`` (default
     ``$MXNET_HOME/models``, MXNet's), fetched when it is not there with the right sha1:
     ``gluon/models/<stem>.zip`` from each of ``repos`` (default ``repositories()``) in
-    turn, unpacked and checked (``mxnet.gluon.utils.download`` / ``check_sha1``). Nothing
+    turn, unpacked and checked (``mxnet.gluon.utils.check_sha1``). Nothing
     partial is ever left in the cache (a file with the wrong sha1 is removed). ``table``:
     ``imagenet_weights()`` by default.
 
@@ -104,14 +104,18 @@ def imagenet_file(backbone, root=None, repos=None, table=None):
     path = os.path.join(root, stem + '.params')
     if os.path.isfile(path) and check_sha1(path, sha1):
         return path
-    if os.path.exists(path):
-        os.remove(path)  # damaged: fetched again
-    os.makedirs(root, exist_ok=True)
+    place = 'place %s.params (sha1 %s) in %s' % (stem, sha1, root)
+    try:
+        if os.path.exists(path):
+            os.remove(path)  # damaged: fetched again
+        os.makedirs(root, exist_ok=True)
+    except OSError as err:
+        raise ValueError('cannot write the weights cache %s (%s); %s' % (root, err, place))
     urls, errors = ['%sgluon/models/%s.zip' % (r, stem) for r in repos or repositories()], []
     for url in urls:
         work = tempfile.mkdtemp(prefix='.tmp-', dir=root)
         try:
-            archive = download(url, os.path.join(work, stem + '.zip'), retries=1)
+            archive = _download(url, os.path.join(work, stem + '.zip'))
             with zipfile.ZipFile(archive) as zf:
                 zf.extract(stem + '.params', work)
             if not check_sha1(os.path.join(work, stem + '.params'), sha1):
@@ -123,6 +127,19 @@ def imagenet_file(backbone, root=None, repos=None, table=None):
                                       type(err).__name__))
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    raise ValueError('cannot fetch the ImageNet weights of %s (%s); place %s.params (sha1 %s) '
-                     'in %s, or name a mirror in GLUON_DEEPLAB_MIRRORS'
-                     % (backbone, '; '.join(errors), stem, sha1, root))
+    raise ValueError('cannot fetch the ImageNet weights of %s (%s); %s, or name a mirror in '
+                     'GLUON_DEEPLAB_MIRRORS' % (backbone, '; '.join(errors), place))
+
+
+def _download(url, path, timeout=60):
+    """``url`` saved as ``path``; a server that stops answering for ``timeout`` seconds
+    fails (MXNet's ``download`` would wait forever, and the next mirror never be
+    tried). Raises OSError or ``requests``' errors."""
+    import requests
+    with requests.get(url, stream=True, timeout=timeout) as answer:
+        if answer.status_code != 200:
+            raise OSError('HTTP %d' % answer.status_code)
+        with open(path, 'wb') as f:
+            for chunk in answer.iter_content(chunk_size=1 << 20):
+                f.write(chunk)
+    return path
