@@ -17,7 +17,7 @@ from mxnet.base import MXNetError
 from ..datasets import DATASETS
 
 __all__ = ['atomic_write', 'atomic_write_text', 'remove_temporary_files', 'save_checkpoint',
-           'latest_checkpoint', 'load_checkpoint', 'newest_record', 'load_settings',
+           'latest_checkpoint', 'load_checkpoint', 'read_record', 'newest_record', 'load_settings',
            'upgrade_settings', 'RunFolderInUse', 'lock_run_folder', 'run_files', 'unique_stem',
            'InvalidJSON', 'read_json', 'require_params_file', 'params_file_problem',
            'non_finite_arrays', 'refuse_non_finite', 'NETWORK_KEYS', 'check_same_network']
@@ -121,14 +121,7 @@ def load_checkpoint(json_path, net, trainer, ctx, aux=None):
     line N, keys missing, parameters of another network)."""
     stem = json_path[:-len('.json')]
     why = 'cannot resume from checkpoint %s: ' % json_path
-    try:
-        state = read_json(json_path)
-    except InvalidJSON as err:
-        raise ValueError(why + 'not valid JSON (%s)' % err.detail)
-    except OSError as err:
-        raise ValueError(why + str(err))
-    if not isinstance(state, dict):
-        raise ValueError(why + 'expected a JSON object, got %s' % type(state).__name__)
+    state = read_record(json_path)
     for key, least in (('epoch', 1), ('iteration', 0)):
         if not isinstance(state.get(key), int) or state[key] < least:
             raise ValueError(why + '%r must be an integer >= %d, got %r'
@@ -150,6 +143,22 @@ def load_checkpoint(json_path, net, trainer, ctx, aux=None):
                     str(err).strip().splitlines() or [type(err).__name__])[0]
             raise ValueError(why + '%s: %s' % (path, problem))
     return state
+
+
+def read_record(json_path):
+    """A checkpoint's JSON (a dict) for resuming from it. Raises ValueError ``cannot resume
+    from checkpoint <json_path>: ...`` when it cannot be read, is not valid JSON (line,
+    column) or is not a JSON object."""
+    why = 'cannot resume from checkpoint %s: ' % json_path
+    try:
+        record = read_json(json_path)
+    except InvalidJSON as err:
+        raise ValueError(why + 'not valid JSON (%s)' % err.detail)
+    except OSError as err:
+        raise ValueError(why + str(err))
+    if not isinstance(record, dict):
+        raise ValueError(why + 'expected a JSON object, got %s' % type(record).__name__)
+    return record
 
 
 #: Settings keys of older checkpoints -> today's.

@@ -241,7 +241,7 @@ def _set_up(args, ctx, dist, train_set, val_set, max_iter, epochs, iters_per_epo
     printed."""
     run = SimpleNamespace(args=args, ctx=ctx, dist=dist, train_set=train_set,
                           val_set=val_set, max_iter=max_iter, iters_per_epoch=iters_per_epoch,
-                          root=dist.is_root)
+                          update_batch=args.batch_size * args.grad_accum, root=dist.is_root)
     run.say = print if run.root else (lambda *a, **k: None)
     run.net = build_network(args, ctx, train_set.num_classes)
     run.train_net, run.aux = training_network(args, run.net, ctx, train_set.num_classes)
@@ -255,8 +255,8 @@ def _set_up(args, ctx, dist, train_set, val_set, max_iter, epochs, iters_per_epo
     run.start_epoch, run.iteration, run.records = resume_or_start(
         args, run.net, run.trainer, ctx, dist, max_iter, epochs, train_set, run.aux)
     if not args.train_epochs:  # measured in iterations: an extended run's last epoch too
-        epochs = max(epochs, run.start_epoch - 1 + -(-(max_iter - run.iteration)
-                                                     // iters_per_epoch))
+        epochs = max(epochs, run.start_epoch - 1
+                     + math.ceil((max_iter - run.iteration) / iters_per_epoch))
     run.epochs = epochs
     dist.start(run.trainer, run.train_net.collect_params().values())
     _say_start(run)
@@ -293,7 +293,7 @@ def _train_epoch(run, epoch):
     # dropout masks: the same after a resume, different on each worker
     mx.random.seed(args.seed * 100003 + epoch + 1000003 * dist.rank)
     at = 'phase %d epoch %d ' % (args.phase, epoch)
-    loader, batches = epoch_batches(run.train_set, args.batch_size * args.grad_accum, True,
+    loader, batches = epoch_batches(run.train_set, run.update_batch, True,
                                     args.workers, epoch, args.seed, dist.shard)
     bar = tqdm(total=min(run.iters_per_epoch, run.max_iter - run.iteration),
                disable=args.no_progress or not run.root,
@@ -346,8 +346,7 @@ def _end_epoch(run, epoch, done, tic, train_seconds):
               'lr': done['lr'], 'loss': done['loss'], 'pixAcc': pix_acc, 'mIoU': miou,
               'iou': metric.iou_by_class(run.val_set.classes),
               'skipped_batches': done['skipped'], 'seconds': time.time() - tic,
-              'images_per_sec': done['steps'] * args.batch_size * args.grad_accum
-              / train_seconds}
+              'images_per_sec': done['steps'] * run.update_batch / train_seconds}
     run.records.append(record)
     print('phase %d epoch %d/%d iter %d lr %.5f loss %.4f | val pixAcc %.4f mIoU %.4f '
           '| %.0f s, %.2f img/s' % (args.phase, epoch, run.epochs, run.iteration, done['lr'],

@@ -8,11 +8,12 @@ import shutil
 import numpy as np
 
 from ..datasets import DATASETS
-from .checkpoint import (InvalidJSON, atomic_write_text, check_same_network, latest_checkpoint,
-                         load_checkpoint, lock_run_folder, read_json, remove_temporary_files,
+from .checkpoint import (atomic_write_text, check_same_network, latest_checkpoint,
+                         load_checkpoint, lock_run_folder, read_record, remove_temporary_files,
                          run_files, upgrade_settings)
 
-__all__ = ['RUNTIME_FLAGS', 'CHANGEABLE_ON_RESUME', 'resume_folder', 'take_run_settings',
+__all__ = ['RUNTIME_FLAGS', 'CHANGEABLE_ON_RESUME', 'resume_folder', 'resume_checkpoint',
+           'take_run_settings',
            'run_settings', 'check_room', 'claim_run_folder', 'resume_or_start', 'last_checkpoint']
 
 
@@ -33,6 +34,12 @@ def resume_folder(resume):
     return (os.path.dirname(resume) or '.') if resume.endswith('.json') else resume
 
 
+def resume_checkpoint(resume):
+    """The checkpoint JSON ``--resume`` names: itself, or the newest complete one in the
+    folder it names (None when there is none)."""
+    return resume if resume.endswith('.json') else latest_checkpoint(resume)
+
+
 def take_run_settings(args, given):
     """``--resume``: set the settings of ``args`` not in ``given`` (the flags on the
     command line) to the resumed checkpoint's, except ``RUNTIME_FLAGS`` (and the run's
@@ -40,16 +47,10 @@ def take_run_settings(args, given):
     the checkpoint and each flag of ``given`` that contradicts it, other than
     ``CHANGEABLE_ON_RESUME``. Does nothing when there is no checkpoint to resume
     (``resume_or_start`` says so)."""
-    ckpt = args.resume if args.resume.endswith('.json') else (
-        os.path.isdir(args.resume) and latest_checkpoint(args.resume))
+    ckpt = resume_checkpoint(args.resume)
     if not ckpt or not os.path.isfile(ckpt):
         return
-    try:
-        saved = read_json(ckpt)
-    except InvalidJSON as err:
-        raise ValueError('cannot resume from checkpoint %s: not valid JSON (%s)'
-                         % (ckpt, err.detail))
-    saved = upgrade_settings(saved.get('settings', {}) if isinstance(saved, dict) else {})
+    saved = upgrade_settings(read_record(ckpt).get('settings'))
 
     def plain(value):
         return tuple(value) if isinstance(value, list) else value
@@ -151,7 +152,7 @@ def resume_or_start(args, net, trainer, ctx, dist, max_iter, epochs, dataset=Non
     if os.path.isfile(args.resume) and not args.resume.endswith('.json'):
         raise ValueError('--resume %s: expected a run folder or a checkpoint .json '
                          '(epoch_NNNN.json)' % args.resume)
-    ckpt = args.resume if args.resume.endswith('.json') else latest_checkpoint(args.resume)
+    ckpt = resume_checkpoint(args.resume)
     if ckpt is None:
         raise FileNotFoundError('no complete checkpoint to resume in %s%s' % (
             args.resume, '' if dist.is_root else ' on %r (the run folder must be at the '
@@ -160,13 +161,7 @@ def resume_or_start(args, net, trainer, ctx, dist, max_iter, epochs, dataset=Non
     if newest and os.path.abspath(newest) != os.path.abspath(ckpt):
         raise ValueError('--resume %s: its folder has a newer checkpoint, %s; resume that '
                          'one (give the folder)' % (ckpt, newest))
-    try:
-        saved = upgrade_settings(read_json(ckpt).get('settings'))
-    except InvalidJSON as err:
-        raise ValueError('cannot resume from checkpoint %s: not valid JSON (%s)'
-                         % (ckpt, err.detail))
-    except (OSError, AttributeError) as err:
-        raise ValueError('cannot resume from checkpoint %s: %s' % (ckpt, err))
+    saved = upgrade_settings(read_record(ckpt).get('settings'))
     check_same_network(saved, run_settings(args, dataset), ckpt)
     state = load_checkpoint(ckpt, net, trainer, ctx, aux)
     if state['iteration'] > max_iter or (args.train_epochs and state['epoch'] > epochs):
