@@ -7,18 +7,24 @@ import numpy as np
 
 from .base import IGNORE_LABEL
 
-__all__ = ['find_bad_samples', 'drop_bad_samples', 'classes_problem', 'find_overlap',
-           'check_overlap']
+__all__ = ['find_bad_samples', 'drop_bad_samples', 'classes_from_data', 'classes_problem',
+           'find_overlap', 'check_overlap']
 
 
-def _problem(dataset, idx):
+def _problem(dataset, idx, with_values):
     """``(message, None)`` for a sample that does not load, else ``(None, the label's
-    values)``."""
+    values)`` (None without ``with_values``)."""
     try:
         _, label = dataset.load(idx)
     except (FileNotFoundError, ValueError) as err:
         return str(err), None
-    return None, np.unique(label)
+    return None, np.unique(label) if with_values else None
+
+
+def classes_from_data(dataset):
+    """Whether ``dataset``'s classes are the user's (``folder``'s classes.txt: the class
+    attribute ``NUM_CLASS`` is None), which ``classes_problem`` judges."""
+    return type(dataset).NUM_CLASS is None
 
 
 def find_bad_samples(dataset, threads=4, indices=None, values=None):
@@ -33,7 +39,7 @@ def find_bad_samples(dataset, threads=4, indices=None, values=None):
     # Decoding is strict in every thread (base._decode sets no global state).
     with warnings.catch_warnings(), ThreadPoolExecutor(max(1, threads)) as pool:
         warnings.simplefilter('ignore')
-        results = list(pool.map(lambda i: _problem(dataset, i), indices))
+        results = list(pool.map(lambda i: _problem(dataset, i, values is not None), indices))
     if values is not None:
         values.update(int(v) for _, found in results if found is not None for v in found)
     return [(i, msg) for i, (msg, _) in zip(indices, results) if msg is not None]
@@ -46,7 +52,7 @@ def classes_problem(dataset, values, every_sample=True):
     and 255 (binary masks, where 255 would be the ignore label, not a class), and, when
     ``every_sample`` of the training split was read, a class no mask holds (it would
     never be learned)."""
-    if type(dataset).NUM_CLASS is not None or not values:
+    if not classes_from_data(dataset) or not values:
         return None
     source = getattr(dataset, 'classes_file', dataset.root)
     names = dataset.classes
@@ -73,7 +79,7 @@ def drop_bad_samples(dataset, skip, threads=4, shown=10):
     ``dataset.skip_bad_samples`` (samples that go bad later are skipped too); without,
     raise ValueError with the count and the first ``shown`` problems. Returns the
     problem list."""
-    values = set()
+    values = set() if classes_from_data(dataset) else None  # label values: only to judge
     problems = find_bad_samples(dataset, threads, values=values)
     dataset.skip_bad_samples = skip
     wrong = classes_problem(dataset, values)

@@ -21,7 +21,7 @@ from PIL import Image
 from ..cli import nonnegative_int, positive_int
 from . import DATASETS, get_dataset
 from .base import read_index_png
-from .checks import classes_problem, find_bad_samples
+from .checks import classes_from_data, classes_problem, find_bad_samples
 from .voc_aug import VOCAugSegmentation, find_voc_layout, read_sbd_mat
 
 __all__ = ['convert_sbd_labels', 'label_read_pass', 'check', 'main']
@@ -116,7 +116,7 @@ def check(name, root, splits=None, threads=2, limit=None, shown=10, out=print):
         for w in caught:
             out('  warning: %s' % w.message)
         indices = range(min(len(dataset), limit or len(dataset)))
-        values = set()
+        values = set() if classes_from_data(dataset) else None
         problems = find_bad_samples(dataset, threads, indices, values)
         wrong = classes_problem(dataset, values, len(indices) == len(dataset))
         bad += len(problems) + bool(wrong)
