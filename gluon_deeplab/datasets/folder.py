@@ -127,6 +127,11 @@ class FolderSegmentation(SegmentationDataset):
         self.classes_file = os.path.join(self.root, 'classes.txt')
         classes, palette, values = read_classes(self.classes_file)
         self.mask_values = values
+        self._to_class = None  # mask value -> class index; None: the values are the indices
+        if values != tuple(range(len(classes))):
+            self._to_class = np.full(256, -1, np.int16)
+            self._to_class[IGNORE_LABEL] = IGNORE_LABEL
+            self._to_class[list(values)] = np.arange(len(classes))
         return len(classes), classes, palette
 
     def _check_label(self, label, path):
@@ -135,20 +140,17 @@ class FolderSegmentation(SegmentationDataset):
 
     def _read_label(self, path):
         label = read_index_png(path)
-        if self.mask_values == tuple(range(self.num_classes)):
+        if self._to_class is None:
             return label
-        to_class = np.full(256, -1, np.int16)  # mask value -> class index
-        to_class[IGNORE_LABEL] = IGNORE_LABEL
-        to_class[list(self.mask_values)] = np.arange(self.num_classes)
         found = np.unique(label)
-        unknown = found[to_class[found] < 0]
+        unknown = found[self._to_class[found] < 0]
         if unknown.size:
             raise ValueError('label %s has values %s, which %s does not list (values: %s%s)'
                              % (path, unknown[:10].tolist(), self.classes_file,
                                 ', '.join(map(str, self.mask_values)),
                                 '' if IGNORE_LABEL in self.mask_values else
                                 '; %d = ignore' % IGNORE_LABEL))
-        return to_class[label].astype(np.uint8)
+        return self._to_class[label].astype(np.uint8)
 
     def _pairs(self, split):
         images, masks = os.path.join(self.root, 'images'), os.path.join(self.root, 'masks')
