@@ -94,6 +94,11 @@ def _network_args(p):
                    help='stage-4 unit rate multipliers, one per unit (default: 1,2,4; 1,2 '
                         'for resnet18_v2)')
     add_rates_at_os8_arg(g, 'default')
+    g.add_argument('--contract_dilation', type=int, default=1, choices=(0, 1),
+                   help='1: at output stride 8, the first unit of ResNet stage 3 keeps rate 1 '
+                        '(it used to stride: its ImageNet filters are read as trained; '
+                        'mmsegmentation, torchvision); 0: rate 2 like the rest of the stage, '
+                        'as runs older than the flag')
     g.add_argument('--backbone_params', '--pre_trained_model', dest='backbone_params',
                    default=None, help='ImageNet weights for the backbone: "imagenet" (fetched '
                                       'into $MXNET_HOME/models and checked by sha1; mirrors '

@@ -67,6 +67,22 @@ def test_network_differences_are_named():
         check_same_network(saved, dict(saved, base_architecture='resnet101_v2'), 'x')
 
 
+
+def test_a_network_older_than_contract_dilation_is_told_from_todays_at_stride_8():
+    """Runs that predate ``contract_dilation`` trained stage 3's first unit at rate 2 at
+    output stride 8: starting today's (rate 1) from one is a different network. At
+    stride 16 (phase 1 -> phase 2) the option changes nothing: not compared."""
+    old16 = {'head': 'aspp', 'num_classes': 21, 'backbone': 'resnet50_v2', 'output_stride': 16}
+    today8 = dict(old16, output_stride=8, contract_dilation=1)
+    check_same_network(old16, today8, 'phase1')
+    with pytest.raises(ValueError, match="old8 was trained .*contract_dilation False there, "
+                                         "True here"):
+        check_same_network(dict(old16, output_stride=8), today8, 'old8')
+    check_same_network(dict(old16, output_stride=8), dict(today8, contract_dilation=0), 'old8')
+    check_same_network(dict(old16, output_stride=8, backbone='xception65'),
+                       dict(today8, backbone='xception65'), 'xception')
+
+
 # --- a damaged file is named with what is wrong with it ---------------------------------
 
 def test_params_file_problems_are_told_apart(tmp_path):
@@ -103,7 +119,7 @@ def test_settings_are_read_from_the_json_even_without_its_params(tmp_path):
     from gluon_deeplab.engine.checkpoint import load_settings
     (tmp_path / 'final.params').write_bytes(b'')
     (tmp_path / 'epoch_0001.json').write_text('{"epoch": 1, "settings": {"head": "vortex"}}')
-    assert load_settings(str(tmp_path / 'final.params')) == {'head': 'vortex'}
+    assert load_settings(str(tmp_path / 'final.params'))['head'] == 'vortex'
 
 
 def test_non_finite_arrays_are_found_by_name():

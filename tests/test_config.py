@@ -41,8 +41,9 @@ def test_settings_of_an_older_checkpoint_load(camvid_checkpoint, tmp_path):
                                                          'settings': settings}))
     net, config = load_model(str(tmp_path / 'final.params'))
     assert (config.output_stride, config.rates_at_os8, config.classes[2]) == (8, 'same', 'c')
+    assert config.contract_dilation is False  # it predates the option: trained without
     reference = _reference(str(tmp_path / 'final.params'), head='aspp', output_stride=8,
-                           num_classes=11, rates_at_os8='same')
+                           num_classes=11, rates_at_os8='same', contract_dilation=False)
     x = mx.nd.random.uniform(shape=(1, 3, 48, 48))
     assert (net(x) == reference(x)).asnumpy().all()
     net16, config16 = load_model(str(tmp_path / 'final.params'), output_stride=16)

@@ -48,10 +48,11 @@ def test_atrous_trunk_keeps_names_and_resolution(zoo_file):
             assert (param.data().asnumpy() == theirs[name]).all(), name
 
 
-@pytest.mark.parametrize('stride,stage3,stage4', [(16, (1,) * 6, (2, 4, 8)),
-                                                  (8, (2,) * 6, (4, 8, 16))])
-def test_atrous_rates_and_multi_grid(stride, stage3, stage4):
-    trunk = ResNetV2Backbone('resnet50_v2', output_stride=stride)
+@pytest.mark.parametrize('stride,contract,stage3,stage4', [
+    (16, True, (1,) * 6, (2, 4, 8)), (8, True, (1,) + (2,) * 5, (4, 8, 16)),
+    (16, False, (1,) * 6, (2, 4, 8)), (8, False, (2,) * 6, (4, 8, 16))])
+def test_atrous_rates_and_multi_grid(stride, contract, stage3, stage4):
+    trunk = ResNetV2Backbone('resnet50_v2', output_stride=stride, contract_dilation=contract)
     dil = lambda stage: tuple(u.conv2._kwargs['dilate'][0] for u in trunk.features[stage])
     strides = lambda stage: tuple(u.conv2._kwargs['stride'][0] for u in trunk.features[stage])
     assert dil(7) == stage3 and dil(8) == stage4
@@ -133,3 +134,31 @@ def test_input_normalisation_is_the_same_in_training_and_inference():
         trained = trunk.features[0](x)
     assert_close(trained, x, 128)  # statistics 0 / 1: x / sqrt(1 + 1e-5), 42 epsilons off
     assert_close(trunk.features[0](x), trained, ONE_OP)
+
+
+@pytest.mark.parametrize('contract', [True, False])
+def test_the_unit_that_stopped_striding_reads_its_input_as_it_did(contract):
+    """A convolution of stride 2 is its stride-1 twin sampled at every second pixel, and a
+    bottleneck unit strides in its one 3x3 convolution. So stage 3's first unit at output stride 8 (contract_dilation, rate 1) gives, at every
+    second pixel, what the same unit gave at output stride 16: its filters see the
+    input they were trained on. At rate 2 (no contraction) they do not."""
+    mx.random.seed(0)
+    nets = {os_: ResNetV2Backbone('resnet50_v2', output_stride=os_, contract_dilation=contract)
+            for os_ in (16, 8)}
+    x = mx.nd.random.uniform(shape=(1, 3, 64, 64))
+    for net in nets.values():
+        net.initialize(mx.init.Normal(0.1))
+        net(x)  # gives every parameter its shape
+    for name, param in structural_params(nets[8]).items():
+        param.set_data(structural_params(nets[16])[name].data())
+    with mx.autograd.predict_mode():
+        below = nets[16].features[:7](x)  # stem and stages 1-2: the same at both strides
+        unit16, unit8 = (nets[os_].features[7][0](below) for os_ in (16, 8))
+    subsampled = unit8.asnumpy()[:, :, ::2, ::2]
+    assert unit16.shape == subsampled.shape
+    error = abs(subsampled - unit16.asnumpy()).max()
+    scale = abs(unit16.asnumpy()).max()
+    if contract:
+        assert error <= 1e-5 * scale
+    else:
+        assert error > 1e-2 * scale

@@ -166,11 +166,15 @@ _RENAMED = {'base_architecture': 'backbone', 'pre_trained_model': 'backbone_para
 
 
 def upgrade_settings(settings):
-    """``settings`` (a checkpoint's) with older key names replaced by today's; {} when it
-    is not a dict (a hand-edited JSON's ``null``)."""
+    """``settings`` (a checkpoint's) with older key names replaced by today's, and
+    ``contract_dilation`` False where a network's settings predate it (those networks were
+    trained without); {} when it is not a dict (a hand-edited JSON's ``null``)."""
     if not isinstance(settings, dict):
         return {}
-    return {_RENAMED.get(k, k): v for k, v in settings.items()}
+    upgraded = {_RENAMED.get(k, k): v for k, v in settings.items()}
+    if 'head' in upgraded:
+        upgraded.setdefault('contract_dilation', False)
+    return upgraded
 
 
 def newest_record(params_file):
@@ -323,7 +327,7 @@ def refuse_non_finite(params, what):
 
 #: Settings under which two networks have interchangeable parameters.
 NETWORK_KEYS = ('head', 'num_classes', 'backbone', 'multi_grid', 'decoder_output_stride',
-                'norm')
+                'norm', 'contract_dilation')
 
 
 def check_same_network(saved, wanted, source):
@@ -339,6 +343,10 @@ def check_same_network(saved, wanted, source):
             return settings.get(key) or 'none'  # no decoder: a value, compared
         if key == 'norm' and 'head' in settings:  # BatchNorm and SyncBatchNorm: the same
             return 'group' if settings.get(key) == 'group' else 'batch'  # parameters
+        if key == 'contract_dilation':  # changes what the parameters compute only there
+            resnet_os8 = (settings.get('output_stride') == 8
+                          and str(settings.get('backbone')).startswith('resnet'))
+            return bool(settings[key]) if resnet_os8 and key in settings else None
         v = settings.get(key)
         return tuple(v) if isinstance(v, list) else v
     pairs = [(k, value(saved, k), value(wanted, k)) for k in NETWORK_KEYS]

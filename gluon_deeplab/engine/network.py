@@ -42,7 +42,8 @@ def build_network(args, ctx, num_classes=None):
                       norm_kwargs=dict({'momentum': args.bn_momentum},
                                        **({'num_devices': len(ctx)} if args.norm == 'sync'
                                           else {})),
-                      decoder_output_stride=args.decoder_output_stride)
+                      decoder_output_stride=args.decoder_output_stride,
+                      contract_dilation=bool(args.contract_dilation))
     if args.init_checkpoint:
         require_params_file(args.init_checkpoint, '--init_checkpoint')
         saved = load_settings(args.init_checkpoint)

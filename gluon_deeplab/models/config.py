@@ -25,7 +25,8 @@ class NetworkConfig:
     ``output_stride`` (8 or 16), ``num_classes``, ``multi_grid`` (None: the backbone's
     default), ``decoder_output_stride`` (4: DeepLabV3+; None: DeepLabV3),
     ``rates_at_os8`` (None: the head's own), ``norm`` ('batch', 'sync' or 'group';
-    'sync' builds plain BatchNorm: the same parameters), ``classes`` (names, or empty),
+    'sync' builds plain BatchNorm: the same parameters), ``contract_dilation``
+    (``ResNetV2Backbone``'s; False in checkpoints older than the option), ``classes`` (names, or empty),
     ``palette`` (one ``(R, G, B)`` per class, or empty).
     """
     head: str
@@ -36,6 +37,7 @@ class NetworkConfig:
     decoder_output_stride: Optional[int] = None
     rates_at_os8: Optional[str] = None
     norm: str = 'batch'
+    contract_dilation: bool = True
     classes: Tuple[str, ...] = ()
     palette: Tuple[Tuple[int, int, int], ...] = ()
 
@@ -81,6 +83,7 @@ class NetworkConfig:
         return get_deeplab(self.head, self.output_stride, self.num_classes, self.backbone,
                            multi_grid=self.multi_grid, rates_at_os8=self.rates_at_os8,
                            decoder_output_stride=self.decoder_output_stride, ctx=ctx,
+                           contract_dilation=bool(self.contract_dilation),
                            norm_layer=GroupNorm if self.norm == 'group' else nn.BatchNorm,
                            **kwargs)
 

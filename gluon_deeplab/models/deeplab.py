@@ -8,7 +8,7 @@ from mxnet.gluon import nn
 
 from ..registry import lookup
 from ..runtime.mxnet_private import hybridize_settings
-from .backbones.resnet import ResNetV2Backbone
+from .backbones.resnet import BACKBONE_LAYERS, ResNetV2Backbone
 from .backbones.xception import Xception65Backbone
 from .heads import HEADS
 from .heads.decoder import DECODER_OUTPUT_STRIDES, Decoder
@@ -26,16 +26,13 @@ __all__ = ['DeepLabV3', 'FixedSizeOutput', 'get_deeplab', 'initialize_network', 
 INIT = mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2)
 
 
-#: Backbone name -> factory(output_stride, multi_grid, norm_layer). Each backbone has
-#: ``output_stride``, ``backbone_name``, ``stages(F, x[, with_stage3])``,
+#: Backbone name -> factory(output_stride, multi_grid, norm_layer, contract_dilation). Each
+#: backbone has ``output_stride``, ``backbone_name``, ``stages(F, x[, with_stage3])``,
 #: ``low_level_stride`` and ``load_model_zoo_params(filename, ctx)``.
-BACKBONES = {
-    'resnet18_v2': lambda os_, grid, norm: ResNetV2Backbone('resnet18_v2', os_, grid, norm),
-    'resnet34_v2': lambda os_, grid, norm: ResNetV2Backbone('resnet34_v2', os_, grid, norm),
-    'resnet50_v2': lambda os_, grid, norm: ResNetV2Backbone('resnet50_v2', os_, grid, norm),
-    'resnet101_v2': lambda os_, grid, norm: ResNetV2Backbone('resnet101_v2', os_, grid, norm),
-    'xception65': lambda os_, grid, norm: Xception65Backbone(os_, norm),  # no multi-grid
-}
+BACKBONES = dict(
+    {name: functools.partial(ResNetV2Backbone, name) for name in BACKBONE_LAYERS},
+    # TF deeplab's Xception-65: no multi-grid, no unit that used to stride at a new rate
+    xception65=lambda os_, grid, norm, contract: Xception65Backbone(os_, norm))
 
 
 class DeepLabV3(nn.HybridBlock):
@@ -149,7 +146,8 @@ def initialize_network(block, ctx=None):
 def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet50_v2',
                 backbone_params=None, freeze_batch_norm=False, multi_grid=None,
                 ctx=None, norm_layer=nn.BatchNorm, norm_kwargs=None, pretrained_base=None,
-                decoder_output_stride=None, rates_at_os8=None, **head_kwargs):
+                decoder_output_stride=None, rates_at_os8=None, contract_dilation=True,
+                **head_kwargs):
     """Build DeepLabV3 with an ASPP or Vortex Pooling head.
 
     Parameters
@@ -190,6 +188,10 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
         ``group_norm.GroupNorm`` (Wu & He 2018; 32 groups) replaces every one but the
         ResNet input's; with ``freeze_batch_norm`` it stays GroupNorm (the trainer
         freezes its affine parameters).
+    contract_dilation : bool
+        ResNet: the first unit of stage 3 at output stride 8 keeps rate 1
+        (``ResNetV2Backbone``); False: rate 2, as checkpoints written before the option.
+        Xception-65 ignores it (TF deeplab's Xception has no such unit).
     ctx : Context or list, optional
         Where the pre-trained backbone and the initialised head are placed.
     decoder_output_stride : int or None
@@ -216,7 +218,8 @@ def get_deeplab(head='aspp', output_stride=16, num_classes=21, backbone='resnet5
         norm_layer = functools.partial(nn.BatchNorm, use_global_stats=True)
     else:
         norm_layer = functools.partial(norm_layer, **(norm_kwargs or {}))
-    body = lookup(BACKBONES, backbone, 'backbone')(output_stride, multi_grid, norm_layer)
+    body = lookup(BACKBONES, backbone, 'backbone')(output_stride, multi_grid, norm_layer,
+                                                    contract_dilation)
     decoder = None
     if decoder_output_stride is not None:
         if decoder_output_stride not in DECODER_OUTPUT_STRIDES \

@@ -120,6 +120,13 @@ class ResNetV2Backbone(nn.HybridBlock):
         8 also stage 3 (rate 2) and stage 4 base rate 4.
     multi_grid : tuple of int
         Stage-4 unit rate multipliers, one per unit; None: ``default_multi_grid(name)``.
+    contract_dilation : bool
+        The first unit of an atrous stage without multi-grid (stage 3 at output stride 8)
+        keeps the rate of the stage before it (half its own): that unit used to stride,
+        so its input's spacing is unchanged and its ImageNet filters are read as trained
+        (mmsegmentation's ``contract_dilation``; torchvision's
+        ``replace_stride_with_dilation`` does the same). False: every unit of the stage
+        takes the stage's rate, as checkpoints written before this option did.
     norm_layer : callable
         Makes every batch normalisation layer (keyword arguments ``scale``/``center``):
         ``nn.BatchNorm`` by default, ``functools.partial(nn.BatchNorm,
@@ -132,7 +139,7 @@ class ResNetV2Backbone(nn.HybridBlock):
     """
 
     def __init__(self, name='resnet50_v2', output_stride=16, multi_grid=None,
-                 norm_layer=nn.BatchNorm, **kwargs):
+                 norm_layer=nn.BatchNorm, contract_dilation=True, **kwargs):
         super(ResNetV2Backbone, self).__init__(**kwargs)
         unit_kind, layers = lookup(BACKBONE_LAYERS, name, 'backbone')
         channels = _STAGE_CHANNELS[unit_kind]
@@ -141,7 +148,9 @@ class ResNetV2Backbone(nn.HybridBlock):
             raise ValueError('multi_grid needs one rate per stage-4 unit (%d), got %r'
                              % (layers[3], multi_grid))
         (stride3, rate3), (stride4, rate4) = stage_rates(output_stride)
-        stages = [(1, (1,) * layers[0]), (2, (1,) * layers[1]), (stride3, (rate3,) * layers[2]),
+        first3 = rate3 // 2 if contract_dilation and rate3 > 1 else rate3
+        stages = [(1, (1,) * layers[0]), (2, (1,) * layers[1]),
+                  (stride3, (first3,) + (rate3,) * (layers[2] - 1)),
                   (stride4, tuple(rate4 * g for g in multi_grid))]
         self.output_stride = output_stride
         self.backbone_name = name
