@@ -106,7 +106,8 @@ def _main(argv):
                          'the %s data in %s' % (args.dataset, args.data_dir))
     loader = gluon.data.DataLoader(dataset, batch_size=1, num_workers=args.workers)
     metric = evaluate(net, loader, ctx, args.num_classes, args.scales, args.flip, args.window,
-                      args.stride, progress=not args.no_progress)
+                      args.stride, progress=not args.no_progress,
+                      output_stride=args.output_stride)
     pix_acc, miou = metric.get()
     stem = unique_stem(os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)),
                                     result_name(args)),

@@ -117,7 +117,8 @@ def _main(argv):
             skipped.append(path)
             continue
         x = mx.nd.array(normalize(image)[None], ctx=ctx)
-        label = predict_probs(net, x, args.scales, args.flip).argmax(axis=1)[0]
+        label = predict_probs(net, x, args.scales, args.flip,
+                              output_stride=args.output_stride).argmax(axis=1)[0]
         label = label.asnumpy().astype(np.uint8)
         # never over an input, an earlier result or another input's result of this run
         stem = unique_stem(os.path.join(args.output_dir,

@@ -85,3 +85,40 @@ def test_default_window_stride_is_two_thirds_of_the_window():
     from gluon_deeplab.evaluation.inference import window_stride
     assert window_stride(513) == 342 and window_stride(48) == 32
     assert window_stride(513, 100) == 100 and window_stride(None) is None
+
+
+class _SampleEveryStride(nn.HybridBlock):
+    """DeepLab's geometry without its weights: feature i is the input at pixel i * stride
+    (where a stride-2 convolution padded by k // 2 centres it), ceil(H / stride) of them,
+    resized back to the input with align_corners=True as the network does."""
+
+    def __init__(self, stride):
+        super(_SampleEveryStride, self).__init__()
+        self.stride = stride
+
+    def hybrid_forward(self, F, x):
+        from gluon_deeplab.models.layers.resize import bilinear_resize_like
+        return bilinear_resize_like(F, x[:, :, ::self.stride, ::self.stride], x)
+
+
+@pytest.mark.parametrize('height,width', [(360, 480), (37, 50), (49, 50)])
+def test_aligned_logits_put_each_feature_back_on_its_own_pixel(height, width):
+    """A ramp (value = row + 1000 column) is linear, so bilinear upsampling of its samples
+    at the right pixels gives it back exactly; at (H - 1) / (h - 1) spacing it does not
+    unless H = k * stride + 1 (TF deeplab's 513)."""
+    from gluon_deeplab.evaluation.inference import aligned_logits, aligned_size
+    assert [aligned_size(n, 16) for n in (360, 480, 513, 375, 17, 16)] == [
+        369, 481, 513, 385, 17, 17]
+    rows, cols = np.mgrid[:height, :width].astype(np.float32)
+    ramp = mx.nd.array(np.broadcast_to(rows + 1000 * cols, (1, 3, height, width)))
+    net = _SampleEveryStride(16)
+    aligned = aligned_logits(net, ramp, 16).asnumpy()
+    assert aligned.shape == (1, 3, height, width)
+    # pixels whose 2 x 2 neighbours all lie inside the image: the padding (zeros) is read
+    # only between the last feature inside and the first one in the padding
+    inside = (slice(None), slice(None), slice(0, (height - 1) // 16 * 16 + 1),
+              slice(0, (width - 1) // 16 * 16 + 1))
+    assert_close(aligned[inside], ramp.asnumpy()[inside], 16)
+    stretched = net(ramp).asnumpy()
+    assert abs(stretched - ramp.asnumpy()).max() > 1  # what evaluating as it was gave
+    assert (aligned_logits(net, ramp, None).asnumpy() == stretched).all()

@@ -129,11 +129,13 @@ def stop_unless_finite(net, at, run_dir):
 
 def validate(net, val_set, ctx, workers=0, progress=True):
     """``net``'s confusion matrix on every image of ``val_set``, whole images at batch 1
-    in inference mode (``evaluation.loop.evaluate``); returns the ``SegmentationMetric``."""
+    in inference mode, aligned to its output stride (``evaluation.loop.evaluate``);
+    returns the ``SegmentationMetric``."""
     net.plan(None, training=False)
     loader = epoch_batches(val_set, 1, False, workers, 0, 0)[0]
     with stop_if_a_data_worker_dies(loader):
-        return evaluate(net, loader, ctx, val_set.num_classes, progress=progress)
+        return evaluate(net, loader, ctx, val_set.num_classes, progress=progress,
+                        output_stride=net.backbone.output_stride)
 
 
 def log_and_checkpoint(args, records, net, trainer, state, aux=None):

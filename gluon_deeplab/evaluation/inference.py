@@ -1,8 +1,37 @@
-"""Inference beyond one forward pass: multi-scale + flip (DeepLabV3 Sec. 4.3) and sliding
-windows for images larger than the training crop."""
+"""Inference beyond one forward pass: inputs aligned to the output stride, multi-scale +
+flip (DeepLabV3 Sec. 4.3) and sliding windows for images larger than the training crop."""
+import functools
+
 import mxnet as mx
 
-__all__ = ['slide_logits', 'predict_probs', 'window_stride']
+__all__ = ['aligned_size', 'aligned_logits', 'slide_logits', 'predict_probs', 'window_stride']
+
+
+def aligned_size(length, output_stride):
+    """The smallest ``k * output_stride + 1`` pixels not below ``length`` (TF deeplab's
+    evaluation crop, 513 for VOC at stride 16)."""
+    return -(-(length - 1) // output_stride) * output_stride + 1
+
+
+def aligned_logits(net, image, output_stride=None):
+    """``net``'s logits (N, C, H, W) float32 for (N, 3, H, W) normalised ``image``, the
+    image first padded at the bottom and right with zeros (the mean colour once
+    normalised) to ``aligned_size`` and the logits cropped back to H x W.
+
+    The network resizes its logits to the input with ``align_corners=True``, which puts
+    feature ``i`` on pixel ``i * (H - 1) / (h - 1)``, while it was computed around pixel
+    ``i * output_stride``: the two agree only when ``H = k * output_stride + 1``
+    (otherwise the far edge stretches by ``(H - 1) mod output_stride`` pixels). None:
+    ``net(image)`` as it is.
+    """
+    height, width = image.shape[2:]
+    if output_stride is None:
+        return net(image)
+    padded = (aligned_size(height, output_stride), aligned_size(width, output_stride))
+    if padded == (height, width):
+        return net(image)
+    pad = (0, 0, 0, 0, 0, padded[0] - height, 0, padded[1] - width)
+    return net(mx.nd.pad(image, mode='constant', pad_width=pad))[:, :, :height, :width]
 
 
 def _starts(length, window, stride):
@@ -44,20 +73,23 @@ def window_stride(window, stride=None):
     return stride or (window * 2 // 3 if window else None)
 
 
-def predict_probs(net, image, scales=(1.0,), flip=False, window=None, stride=None):
+def predict_probs(net, image, scales=(1.0,), flip=False, window=None, stride=None,
+                  output_stride=None):
     """Class probabilities (N, C, H, W) float32 for (N, 3, H, W) normalised ``image``:
     softmax of the logits at each scale in ``scales`` (the input resized bilinearly, the
     probabilities resized back to H x W), and of the left-right flipped input flipped back
     when ``flip``, averaged (DeepLabV3 Sec. 4.3: scales 0.5-1.75 and flip on VOC).
 
     With ``window`` set, each pass uses ``slide_logits`` (``stride`` defaults to
-    ``window_stride(window)``). ``predict_probs(net, x)`` has the argmax of ``net(x)``.
+    ``window_stride(window)``). With ``output_stride`` (the network's), every forward
+    pass is ``aligned_logits``. ``predict_probs(net, x)`` has the argmax of ``net(x)``.
     """
     _, _, height, width = image.shape
     stride = window_stride(window, stride)
+    forward = functools.partial(aligned_logits, net, output_stride=output_stride)
 
     def logits_of(x):
-        return slide_logits(net, x, window, stride) if window else net(x)
+        return slide_logits(forward, x, window, stride) if window else forward(x)
 
     total, passes = 0, 0
     for scale in scales:
