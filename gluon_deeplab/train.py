@@ -136,12 +136,13 @@ def _optimisation_args(p):
                    help='recompute BatchNorm running statistics over N training batches with '
                         'the current weights before each validation and, with BatchNorm '
                         'frozen, before training starts (precise BN); 0: off')
-    g.add_argument('--norm', default='batch', choices=('batch', 'sync', 'group'),
+    g.add_argument('--norm', default=None, choices=('batch', 'sync', 'group'),
                    help='normalisation layers: batch (BatchNorm, statistics of each '
                         'device\'s share), sync (SyncBatchNorm: of the whole batch of all '
                         'devices of this machine), group (GroupNorm, 32 groups, per-channel '
                         'affine; no batch statistics; with --freeze_batch_norm its affine '
-                        'is frozen)')
+                        'is frozen); default: sync with several GPUs and BatchNorm trained, '
+                        'else batch')
     g.add_argument('--syncbn', dest='norm', action='store_const', const='sync',
                    help='the same as --norm sync')
 
@@ -205,6 +206,9 @@ def _complete(p, args):
                 % args.dataset)
     if args.max_iter is None and args.train_epochs is None:
         args.max_iter = 30000
+    if args.norm is None:  # the paper's BatchNorm sees the whole batch, not a device's share
+        several = len([g for g in args.gpus.split(',') if g.strip()]) > 1
+        args.norm = 'sync' if several and not args.freeze_batch_norm else 'batch'
     if args.run_dir is None and args.resume:  # continue the run where it is
         args.run_dir = resume_folder(args.resume)
     args.multi_grid = args.multi_grid or default_multi_grid(args.backbone)

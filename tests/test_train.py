@@ -108,6 +108,18 @@ def test_frozen_batch_norm_keeps_statistics_and_affine_parameters():
     assert any(max_abs_diff(conv[k].data(), before[k]) > 0 for k in conv)
 
 
+def test_several_gpus_synchronise_batch_norm_unless_told_otherwise():
+    """The paper's BatchNorm normalises the whole batch (16 crops): with two GPUs plain
+    BatchNorm would see 8 each. Frozen statistics need no synchronisation."""
+    zoo = ['--backbone_params', 'zoo.params']
+    assert parse_args(zoo + ['--gpus', '0,1']).norm == 'sync'
+    assert parse_args(zoo + ['--gpus', '0']).norm == 'batch'
+    assert parse_args(zoo).norm == 'batch'
+    assert parse_args(zoo + ['--gpus', '0,1', '--freeze_batch_norm', '1']).norm == 'batch'
+    assert parse_args(zoo + ['--gpus', '0,1', '--norm', 'batch']).norm == 'batch'
+    assert parse_args(zoo + ['--gpus', '0,1', '--norm', 'group']).norm == 'group'
+
+
 def test_seed_compatible_flags():
     args = parse_args(['--resume', '-1', '--base_architecture', 'resnet_v2_50',
                        '--aspp_or_vortex', '2', '--gpus', '0,1', '--train_epochs', '46',

@@ -281,11 +281,25 @@ def _say_start(run):
         for notice in dataset.notices:
             run.say('notice: %s' % notice, file=sys.stderr)
     run.say('%s: %d train / %d val images, %d iterations/epoch, %d iterations, %d epochs, '
-            'head %s, output stride %d, devices %s%s'
+            'head %s, output stride %d, devices %s%s, %s'
             % (args.dataset, len(run.train_set), len(run.val_set), run.iters_per_epoch,
                run.max_iter, run.epochs, args.head, args.output_stride, run.ctx,
                ' on each of %d workers' % run.dist.num_workers
-               if run.dist.num_workers > 1 else ''), flush=True)
+               if run.dist.num_workers > 1 else '', _normalisation(args, run.ctx)), flush=True)
+
+
+def _normalisation(args, ctx):
+    """What the start-up summary says of the normalisation layers."""
+    if args.norm == 'group':
+        return 'GroupNorm'
+    if args.freeze_batch_norm:
+        return 'BatchNorm frozen'
+    if args.norm == 'sync':
+        return 'SyncBatchNorm over the %d devices' % len(ctx)
+    if len(ctx) > 1:  # said, since the paper's statistics are of the whole batch
+        return 'BatchNorm of each device\'s %d crops (--norm sync: of all of them)' % max(
+            1, args.batch_size // len(ctx))
+    return 'BatchNorm'
 
 
 def _train_epoch(run, epoch):
