@@ -14,6 +14,7 @@ import numpy as np
 from .datasets import DATASETS
 from .deploy.quantize import calibration_crops, int8_support
 from .engine.checkpoint import load_settings, require_params_file
+from .evaluation.inference import alignment_for
 from .models.config import load_model
 from .models.deeplab import BACKBONES
 from .models.heads import HEADS, OS8_RATE_FACTORS
@@ -138,7 +139,8 @@ def network_from_args(args, ctx):
     saved beside the checkpoint, then the defaults, and return the network with the
     checkpoint's parameters loaded on ``ctx`` (not hybridized; ``models.config.load_model``).
     Also sets ``args.num_classes``, ``args.classes`` (names) and ``args.palette`` ((256, 3)
-    uint8) from the saved settings or the dataset. Raises UserError when the checkpoint is
+    uint8) from the saved settings or the dataset, and ``args.align_stride`` (the stride
+    its inputs are aligned to, ``inference.alignment_for`` of the training crop, or None). Raises UserError when the checkpoint is
     missing, is a folder, does not fit the network, or has no settings beside it and
     ``--dataset`` / ``--head`` were not given."""
     require_params_file(args.checkpoint, '--checkpoint')
@@ -171,6 +173,7 @@ def network_from_args(args, ctx):
         raise UserError(str(err))
     for key in ('multi_grid', 'decoder_output_stride', 'rates_at_os8', 'num_classes', 'classes'):
         setattr(args, key, getattr(config, key))
+    args.align_stride = alignment_for(saved.get('crop_size'), args.output_stride)
     args.palette = np.zeros((256, 3), np.uint8)
     args.palette[:len(config.palette)] = np.asarray(config.palette, np.uint8).reshape(-1, 3)[:256]
     return net

@@ -107,7 +107,7 @@ def _main(argv):
     loader = gluon.data.DataLoader(dataset, batch_size=1, num_workers=args.workers)
     metric = evaluate(net, loader, ctx, args.num_classes, args.scales, args.flip, args.window,
                       args.stride, progress=not args.no_progress,
-                      output_stride=args.output_stride)
+                      output_stride=args.align_stride)
     pix_acc, miou = metric.get()
     stem = unique_stem(os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)),
                                     result_name(args)),

@@ -118,7 +118,7 @@ def _main(argv):
             continue
         x = mx.nd.array(normalize(image)[None], ctx=ctx)
         label = predict_probs(net, x, args.scales, args.flip,
-                              output_stride=args.output_stride).argmax(axis=1)[0]
+                              output_stride=args.align_stride).argmax(axis=1)[0]
         label = label.asnumpy().astype(np.uint8)
         # never over an input, an earlier result or another input's result of this run
         stem = unique_stem(os.path.join(args.output_dir,

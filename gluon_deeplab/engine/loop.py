@@ -21,6 +21,7 @@ from ..datasets.class_weights import (format_class_weights, median_frequency_wei
                                       read_class_weights)
 from ..datasets.loader import DataWorkerDied, epoch_batches, stop_if_a_data_worker_dies
 from ..datasets.transforms import EvalTransform, TrainTransform
+from ..evaluation.inference import alignment_for
 from ..evaluation.loop import evaluate
 from ..models.config import NetworkConfig
 from ..models.deeplab import initialize_network
@@ -127,15 +128,16 @@ def stop_unless_finite(net, at, run_dir):
                               '--initial_learning_rate may help)' % (err, last_checkpoint(run_dir)))
 
 
-def validate(net, val_set, ctx, workers=0, progress=True):
+def validate(net, val_set, ctx, workers=0, progress=True, crop_size=None):
     """``net``'s confusion matrix on every image of ``val_set``, whole images at batch 1
-    in inference mode, aligned to its output stride (``evaluation.loop.evaluate``);
+    in inference mode (``evaluation.loop.evaluate``), aligned to its output stride when
+    it trains on crops of ``crop_size`` = k * output stride + 1 (``alignment_for``);
     returns the ``SegmentationMetric``."""
     net.plan(None, training=False)
     loader = epoch_batches(val_set, 1, False, workers, 0, 0)[0]
     with stop_if_a_data_worker_dies(loader):
         return evaluate(net, loader, ctx, val_set.num_classes, progress=progress,
-                        output_stride=net.backbone.output_stride)
+                        output_stride=alignment_for(crop_size, net.backbone.output_stride))
 
 
 def log_and_checkpoint(args, records, net, trainer, state, aux=None):
@@ -353,7 +355,7 @@ def _end_epoch(run, epoch, done, tic, train_seconds):
         if not run.root:
             return
         metric = validate(run.net, run.val_set, run.ctx, args.workers,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, crop_size=args.crop_size)
     except DataWorkerDied as err:
         raise TrainingStopped('%s(validation) %s\nstopped; %s'
                               % (at, err, last_checkpoint(args.run_dir)))

@@ -4,13 +4,27 @@ import functools
 
 import mxnet as mx
 
-__all__ = ['aligned_size', 'aligned_logits', 'slide_logits', 'predict_probs', 'window_stride']
+__all__ = ['aligned_size', 'alignment_for', 'aligned_logits', 'slide_logits', 'predict_probs', 'window_stride']
 
 
 def aligned_size(length, output_stride):
     """The smallest ``k * output_stride + 1`` pixels not below ``length`` (TF deeplab's
     evaluation crop, 513 for VOC at stride 16)."""
     return -(-(length - 1) // output_stride) * output_stride + 1
+
+
+def alignment_for(crop_size, output_stride):
+    """The output stride to align a network's inputs to (``aligned_logits``), or None.
+
+    ``output_stride`` when the network was trained on crops of ``crop_size`` = k *
+    ``output_stride`` + 1 pixels (TF deeplab's 513; this project's CamVid recipe's 225),
+    which put every feature on its own pixel in training too. A network trained on other
+    crops (e.g. 224) learned logits stretched as those crops stretch them
+    ((crop - 1) / (ceil(crop / OS) - 1) pixels apart), and is evaluated as it was
+    trained: None. ``crop_size`` None (unknown): None."""
+    if crop_size and (int(crop_size) - 1) % output_stride == 0:
+        return output_stride
+    return None
 
 
 def aligned_logits(net, image, output_stride=None):
