@@ -14,7 +14,9 @@ explicit H x W (``deeplab.FixedSizeOutput``), which MXNet 1.9.1's ONNX exporter 
 The ONNX graph (``--onnx``) is converted from that one and then freed of its size
 (``deploy/onnx_dynamic.py``): it takes (N, 3, H, W) float32 for any N, H and W and gives
 (N, num_classes, H, W) float32 logits; ``--height/--width`` only pick the size it is traced
-at (``--onnx_fixed`` keeps it fixed to that size).
+at (``--onnx_fixed`` keeps it fixed to that size). Its metadata carries what
+``python -m gluon_deeplab.deploy.onnx_predict`` needs to predict without MXNet (class names,
+palette, normalisation, output stride, input alignment).
 """
 import argparse
 import json
@@ -26,7 +28,9 @@ import numpy as np
 
 from .cli import (UserError, add_int8_arg, add_network_args, int8_calibration, network_from_args,
                   positive_int, refuse_int8_unless_usable, run_command)
+from .datasets.transforms import MEAN, STD
 from .deploy.fusion import fold_batch_norm
+from .deploy.onnx_predict import metadata_props
 from .deploy.quantize import quantize_network
 from .engine.checkpoint import load_settings
 from .models.deeplab import FixedSizeOutput
@@ -116,7 +120,8 @@ def parse_args(argv=None):
                    help='path and start of the file names; a folder: the default names inside '
                         'it (default: beside the checkpoint)')
     p.add_argument('--onnx', action='store_true',
-                   help='also write PREFIX.onnx (any input size)')
+                   help='also write PREFIX.onnx (any input size), for '
+                        'python -m gluon_deeplab.deploy.onnx_predict')
     p.add_argument('--onnx_fixed', action='store_true',
                    help='write PREFIX.onnx for --height x --width only (for runtimes that '
                         'need static shapes)')
@@ -165,8 +170,10 @@ def _main(argv):
                                             calibration_images=calibration)
     print('wrote %s and %s' % (symbol_file, params_file))
     if args.onnx:
+        metadata = metadata_props(args.classes, args.palette, MEAN, STD, args.output_stride,
+                                  args.align_stride)
         onnx_file = export_onnx(symbol_file, params_file, args.height, args.width,
-                                args.prefix + '.onnx', not args.onnx_fixed)
+                                args.prefix + '.onnx', not args.onnx_fixed, metadata)
         print('wrote %s (%s)' % (onnx_file, 'input 1 x 3 x %d x %d' % (args.height, args.width)
                                  if args.onnx_fixed else 'any input size'))
     return 0
