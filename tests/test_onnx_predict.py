@@ -168,3 +168,21 @@ def test_without_onnxruntime_says_how_to_install_it(model, images, tmp_path):
                                   blocked=('mxnet', 'onnxruntime'))
     assert status == 2
     assert err == 'error: onnxruntime is not installed: pip install onnxruntime\n'
+
+
+def test_a_one_size_graph_refuses_images_that_do_not_give_its_size(model, images, tmp_path):
+    fixed = onnx.load(model[2])  # as export --onnx_fixed declares it
+    for dim, value in zip(fixed.graph.input[0].type.tensor_type.shape.dim, (1, 3, 65, 65)):
+        dim.dim_value = value
+    onnx.save(fixed, str(tmp_path / 'fixed.onnx'))
+    Image.open(images / 'street.png').crop((0, 0, 65, 65)).save(tmp_path / 'square.png')
+    status, _, err = onnx_predict(tmp_path / 'fixed.onnx', tmp_path / 'square.png',
+                                  '--output_dir', tmp_path / 'o')
+    assert status == 0, err
+    status, _, err = onnx_predict(tmp_path / 'fixed.onnx', images / 'small.png',
+                                  '--output_dir', tmp_path / 'o2')
+    assert status == 2
+    # 37 x 21 pixels aligned to 16: 49 x 33
+    assert err == ('error: %s takes only 65x65 inputs (export --onnx_fixed); %s needs 49x33: '
+                   'export without --onnx_fixed\n' % (tmp_path / 'fixed.onnx',
+                                                      images / 'small.png'))

@@ -3,7 +3,8 @@
     python -m gluon_deeplab.deploy.onnx_predict MODEL.onnx IMAGES... --output_dir DIR
 
 ``MODEL.onnx`` is what ``python -m gluon_deeplab.export --onnx`` writes: it takes any
-batch, height and width, and carries in its metadata (``metadata_props``, keys
+batch, height and width (with ``--onnx_fixed``, one size: images that do not give it are
+refused before anything is written), and carries in its metadata (``metadata_props``, keys
 ``gluon_deeplab.*``, written by ``metadata_props``) what prediction needs besides the
 graph: class names, palette, normalisation mean and std, output stride, and the stride
 inputs are aligned to. Inputs are as for ``predict`` (image files, folders, ``.txt``
@@ -27,8 +28,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..imagefiles import IMAGE_EXTENSIONS, list_images, read_image, save_label_png, unique_stem
 
-__all__ = ['metadata_props', 'read_metadata', 'load_model', 'label_map', 'save_overlay',
-           'main', 'META']
+__all__ = ['metadata_props', 'read_metadata', 'load_model', 'logits', 'label_map',
+           'save_overlay', 'check_sizes', 'main', 'META']
 
 #: Prefix of this project's keys in an ONNX model's ``metadata_props``.
 META = 'gluon_deeplab.'
@@ -95,7 +96,8 @@ def read_metadata(props, source):
 def load_model(path, threads=0):
     """``(session, meta)``: an onnxruntime ``InferenceSession`` of the ONNX file ``path``
     (on CUDA when this onnxruntime has it, else the CPU; ``threads`` > 0 caps its
-    intra-op threads) and its ``read_metadata``. Raises UserError when onnxruntime is
+    intra-op threads) and its ``read_metadata``, with ``input_size`` (H, W) when the graph
+    takes one size only (``export --onnx_fixed``; None: any) and ``source`` (``path``). Raises UserError when onnxruntime is
     not installed, the file is not a loadable ONNX model (truncated, corrupt, not ONNX)
     or has no gluon_deeplab metadata; FileNotFoundError when it does not exist."""
     try:
@@ -113,7 +115,11 @@ def load_model(path, threads=0):
     except Exception as err:  # onnxruntime's own classes (InvalidProtobuf, Fail, ...)
         raise UserError('cannot load %s as an ONNX model (truncated or corrupt?): %s'
                         % (path, ' '.join(str(err).split())))
-    return session, read_metadata(session.get_modelmeta().custom_metadata_map, path)
+    meta = read_metadata(session.get_modelmeta().custom_metadata_map, path)
+    height, width = session.get_inputs()[0].shape[2:]  # numbers, or names when dynamic
+    meta['input_size'] = (height, width) if isinstance(height, int) else None
+    meta['source'] = path
+    return session, meta
 
 
 def aligned_size(length, stride):
@@ -134,13 +140,13 @@ def logits(session, meta, image):
     ``align_stride`` in ``meta`` the normalised image is first padded at the bottom and
     right with zeros to ``aligned_size`` and the logits cropped back, as
     ``inference.aligned_logits`` does for ``predict``: the network was trained on such
-    sizes, where each feature sits on the pixel it was computed around."""
+    sizes, where each feature sits on the pixel it was computed around. A graph of one
+    input size (``export --onnx_fixed``) takes only images that give it
+    (``check_sizes``); onnxruntime refuses others."""
     x = normalise(image, meta)[None]
     height, width = image.shape[:2]
-    stride = meta['align_stride']
-    if stride:
-        x = np.pad(x, ((0, 0), (0, 0), (0, aligned_size(height, stride) - height),
-                       (0, aligned_size(width, stride) - width)))
+    padded = network_input_size((height, width), meta)
+    x = np.pad(x, ((0, 0), (0, 0), (0, padded[0] - height), (0, padded[1] - width)))
     out = session.run(None, {session.get_inputs()[0].name: x})[0]
     return out[0, :, :height, :width]
 
@@ -175,11 +181,20 @@ def save_overlay(image, label, palette, class_names, path, alpha=0.5):
     canvas.save(path)
 
 
-def refuse_small_images(paths, stride):
-    """Raise UserError naming the first image among ``paths`` narrower or lower than
-    ``stride`` pixels (read from the file's header; unreadable files are left to the
-    prediction loop, which skips them): the network's smallest feature map would then
-    stand for more than the whole image."""
+def network_input_size(size, meta):
+    """(H, W) of the network's input for an image of ``size`` (H, W): aligned to
+    ``meta``'s ``align_stride`` (``logits``) or the image's own."""
+    stride = meta['align_stride']
+    return tuple(aligned_size(n, stride) for n in size) if stride else tuple(size)
+
+
+def check_sizes(paths, meta):
+    """Raise UserError naming the first image among ``paths`` narrower or lower than the
+    output stride (the network's smallest feature map would then stand for more than
+    the whole image), or, for a graph of one input size (``meta['input_size']``), of
+    another size. Sizes come from the files' headers; unreadable files are left to the
+    prediction loop, which skips them."""
+    stride, fixed = meta['output_stride'], meta.get('input_size')
     for path in paths:
         try:
             with Image.open(path) as img:
@@ -190,6 +205,11 @@ def refuse_small_images(paths, stride):
             raise UserError('%s is %dx%d pixels, smaller than the network\'s output stride '
                             '%d: it needs at least %dx%d' % (path, width, height, stride,
                                                             stride, stride))
+        needs = network_input_size((height, width), meta)
+        if fixed and needs != fixed:
+            raise UserError('%s takes only %dx%d inputs (export --onnx_fixed); %s needs '
+                            '%dx%d: export without --onnx_fixed'
+                            % (meta['source'], fixed[1], fixed[0], path, needs[1], needs[0]))
 
 
 def parse_args(argv=None):
@@ -232,7 +252,7 @@ def _main(argv):
     if not paths:
         raise UserError('no image (%s) in %s' % ('/'.join(IMAGE_EXTENSIONS),
                                                  ', '.join(args.inputs)))
-    refuse_small_images(paths, meta['output_stride'])  # before anything is written
+    check_sizes(paths, meta)  # before anything is written
     os.makedirs(args.output_dir, exist_ok=True)
     skipped, written = [], set()
     for path in paths:
