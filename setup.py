@@ -27,6 +27,7 @@ setup(
         'gluon-deeplab-predict=gluon_deeplab.predict:main',
         'gluon-deeplab-export=gluon_deeplab.export:main',
         'gluon-deeplab-launch=gluon_deeplab.launch:main',
+        'gluon-deeplab-onnx-predict=gluon_deeplab.deploy.onnx_predict:main',
     ]},
     license='Apache-2.0',
 )

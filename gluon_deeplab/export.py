@@ -6,10 +6,17 @@
 Every BatchNorm that follows a convolution is folded into its weights and bias; with
 ``--int8 N`` the graph is instead MXNet's oneDNN int8 graph (``deploy/quantize.py``, calibrated
 on N training crops; CPUs with VNNI only, and it loads only in an MXNet with oneDNN). The
-graph is fixed to one input size (N=1, 3, H, W): the logits are resized to an
+MXNet graph is fixed to one input size (N=1, 3, H, W): the logits are resized to an
 explicit H x W (``deeplab.FixedSizeOutput``), which MXNet 1.9.1's ONNX exporter accepts
 (it rejects ``BilinearResize2D(mode='like')``). Reload the MXNet files with
 ``gluon.SymbolBlock.imports(prefix + '-symbol.json', ['data'], prefix + '-0000.params')``.
+
+The ONNX graph (``--onnx``) is converted from that one and then freed of its size
+(``deploy/onnx_dynamic.py``): it takes (N, 3, H, W) float32 for any N, H and W and gives
+(N, num_classes, H, W) float32 logits; ``--height/--width`` only pick the size it is traced
+at (``--onnx_fixed`` keeps it fixed to that size). Its metadata carries what
+``python -m gluon_deeplab.deploy.onnx_predict`` needs to predict without MXNet (class names,
+palette, normalisation, output stride, input alignment).
 """
 import argparse
 import json
@@ -21,7 +28,9 @@ import numpy as np
 
 from .cli import (UserError, add_int8_arg, add_network_args, int8_calibration, network_from_args,
                   positive_int, refuse_int8_unless_usable, run_command)
+from .datasets.transforms import MEAN, STD
 from .deploy.fusion import fold_batch_norm
+from .deploy.onnx_predict import metadata_props
 from .deploy.quantize import quantize_network
 from .engine.checkpoint import load_settings
 from .models.deeplab import FixedSizeOutput
@@ -59,11 +68,20 @@ def export_mxnet(net, height, width, prefix, ctx=None, calibration_images=None):
     return symbol_file, params_file
 
 
-def export_onnx(symbol_file, params_file, height, width, onnx_file):
-    """Convert exported MXNet files to an ONNX (opset 13) file with MXNet's own exporter,
-    which needs ``onnx<1.16``. Returns ``onnx_file``. Raises RuntimeError naming the
-    operator the exporter cannot convert."""
+def export_onnx(symbol_file, params_file, height, width, onnx_file, dynamic=True,
+                metadata=None):
+    """Convert exported MXNet files (``export_mxnet``'s, traced at ``height`` x ``width``)
+    to an ONNX (opset 13) file with MXNet's own exporter, which needs ``onnx<1.16``.
+
+    ``dynamic``: the graph takes (N, 3, H, W) float32 of any N, H, W and gives (N,
+    num_classes, H, W) float32 (``onnx_dynamic.dynamic_sizes``); False: (1, 3, height,
+    width) only. ``metadata`` (str -> str, e.g. ``onnx_predict.metadata_props``) goes into
+    the model's ``metadata_props``. The model is checked with ``onnx.checker``. Returns
+    ``onnx_file``. Raises RuntimeError naming the operator the exporter cannot convert,
+    ValueError when a fixed size cannot be made dynamic (export with ``dynamic=False``)."""
     import onnx
+
+    from .deploy.onnx_dynamic import dynamic_sizes
     try:
         mx.onnx.export_model(symbol_file, params_file, [(1, 3, height, width)], [np.float32],
                              onnx_file)
@@ -81,6 +99,11 @@ def export_onnx(symbol_file, params_file, height, width, onnx_file):
     weights = {init.name for init in model.graph.initializer}
     for graph_input in [i for i in model.graph.input if i.name in weights]:
         model.graph.input.remove(graph_input)
+    if dynamic:
+        dynamic_sizes(model)
+    for key, value in sorted((metadata or {}).items()):
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model)
     onnx.save(model, onnx_file)
     return onnx_file
 
@@ -88,16 +111,25 @@ def export_onnx(symbol_file, params_file, height, width, onnx_file):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     add_network_args(p)
-    p.add_argument('--height', type=positive_int, required=True)
-    p.add_argument('--width', type=positive_int, required=True)
+    p.add_argument('--height', type=positive_int, default=513,
+                   help='input height of the MXNet graph; for the ONNX graph, which takes '
+                        'any size, the height it is traced at (default 513)')
+    p.add_argument('--width', type=positive_int, default=513,
+                   help='input width, as --height (default 513)')
     p.add_argument('--prefix', default=None,
                    help='path and start of the file names; a folder: the default names inside '
                         'it (default: beside the checkpoint)')
-    p.add_argument('--onnx', action='store_true', help='also write PREFIX.onnx')
+    p.add_argument('--onnx', action='store_true',
+                   help='also write PREFIX.onnx (any input size), for '
+                        'python -m gluon_deeplab.deploy.onnx_predict')
+    p.add_argument('--onnx_fixed', action='store_true',
+                   help='write PREFIX.onnx for --height x --width only (for runtimes that '
+                        'need static shapes)')
     add_int8_arg(p, 'graph')
     p.add_argument('--data_dir', help='the calibration images\' data set (with --int8; '
                                       'default: the one the checkpoint was trained with)')
     args = p.parse_args(argv)
+    args.onnx = args.onnx or args.onnx_fixed
     if args.int8 and args.onnx:
         p.error('--onnx cannot carry the int8 graph (oneDNN operators); export one or the '
                 'other')
@@ -138,9 +170,12 @@ def _main(argv):
                                             calibration_images=calibration)
     print('wrote %s and %s' % (symbol_file, params_file))
     if args.onnx:
+        metadata = metadata_props(args.classes, args.palette, MEAN, STD, args.output_stride,
+                                  args.align_stride)
         onnx_file = export_onnx(symbol_file, params_file, args.height, args.width,
-                                args.prefix + '.onnx')
-        print('wrote %s' % onnx_file)
+                                args.prefix + '.onnx', not args.onnx_fixed, metadata)
+        print('wrote %s (%s)' % (onnx_file, 'input 1 x 3 x %d x %d' % (args.height, args.width)
+                                 if args.onnx_fixed else 'any input size'))
     return 0
 
 

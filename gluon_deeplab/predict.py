@@ -18,64 +18,19 @@ import sys
 
 import mxnet as mx
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from .cli import (UserError, add_device_args, add_inference_args, add_network_args,
                   network_from_args, run_command)
-from .datasets.base import read_image
 from .datasets.transforms import normalize
 from .deploy.fusion import hybridize_for_inference
-from .engine.checkpoint import unique_stem
 from .evaluation.inference import predict_probs
+from .imagefiles import (IMAGE_EXTENSIONS, list_images, read_image, save_label_png,  # noqa: F401
+                         unique_stem)
 from .plot import save_overlay
 from .runtime.devices import parse_contexts
 
 __all__ = ['list_images', 'save_label_png', 'main']
-
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
-
-
-def list_images(inputs, origins=None):
-    """Paths of the images named by ``inputs`` (files, folders, ``.txt`` lists), in order.
-    ``origins``, a dict, gets ``'LIST line N'`` for each path read from a list. Raises
-    FileNotFoundError naming an input that does not exist."""
-    paths = []
-    for item in inputs:
-        if os.path.isdir(item):  # an earlier run's results there are not inputs
-            names = os.listdir(item)
-            ours = _results_of_this_tool(names)
-            paths += sorted(os.path.join(item, f) for f in names
-                            if f.lower().endswith(IMAGE_EXTENSIONS) and f not in ours)
-        elif item.endswith('.txt') and os.path.isfile(item):
-            with open(item) as f:
-                for number, line in enumerate(f, 1):
-                    if line.strip():
-                        paths.append(os.path.join(os.path.dirname(item), line.split()[0]))
-                        if origins is not None:
-                            origins[paths[-1]] = '%s line %d' % (item, number)
-        elif os.path.isfile(item):
-            paths.append(item)
-        else:
-            raise FileNotFoundError('no such image, folder or list: %s' % item)
-    return paths
-
-
-def _results_of_this_tool(names):
-    """The names among a folder's file ``names`` that are predict's own results: each
-    ``STEM.png`` beside a ``STEM_overlay.png``, and that overlay."""
-    names = set(names)
-    stems = {n[:-len('_overlay.png')] for n in names if n.endswith('_overlay.png')}
-    stems = {stem for stem in stems if stem + '.png' in names}
-    return {stem + '.png' for stem in stems} | {stem + '_overlay.png' for stem in stems}
-
-
-def save_label_png(label, palette, path):
-    """Save (H, W) uint8 class ids as a palette PNG: raw indices in the pixels, colours
-    from ``palette`` ((256, 3) uint8)."""
-    img = Image.fromarray(label.astype(np.uint8), mode='P')
-    img.putpalette(palette.reshape(-1).tolist())
-    img.save(path)
 
 
 def parse_args(argv=None):

@@ -20,6 +20,16 @@ def _batch_norms(net):
     return found
 
 
+def _perturb_batch_norms(net):
+    """Statistics and affines away from 0 / 1, so folding them into convolutions shows
+    (gamma only where the BatchNorm has one: the input's ``scale=False`` BatchNorm
+    ignores it, and so must any exporter)."""
+    fixed = {b.gamma.name for b in _batch_norms(net) if b._kwargs['fix_gamma']}
+    for p in net.collect_params('.*running_mean|.*running_var|.*gamma|.*beta').values():
+        if p.name not in fixed:
+            p.set_data(mx.nd.random.uniform(0.5, 1.5, shape=p.shape))
+
+
 @pytest.fixture(scope='module', params=['aspp', 'vortex'])
 def exported(request, tmp_path_factory):
     mx.random.seed(0)
@@ -27,13 +37,7 @@ def exported(request, tmp_path_factory):
     net.initialize(mx.init.Xavier())
     x = mx.nd.random.normal(shape=(1, 3, HEIGHT, WIDTH))
     net(x)
-    # statistics and affines away from 0 / 1, so folding them into convolutions shows
-    # (gamma only where the BatchNorm has one: the input's ``scale=False`` BatchNorm
-    # ignores it, and so must any exporter)
-    fixed = {b.gamma.name for b in _batch_norms(net) if b._kwargs['fix_gamma']}
-    for p in net.collect_params('.*running_mean|.*running_var|.*gamma|.*beta').values():
-        if p.name not in fixed:
-            p.set_data(mx.nd.random.uniform(0.5, 1.5, shape=p.shape))
+    _perturb_batch_norms(net)
     reference = net(x)  # any-size network, imperative
     prefix = str(tmp_path_factory.mktemp('export') / request.param)
     files = export_mxnet(net, HEIGHT, WIDTH, prefix)
@@ -71,6 +75,47 @@ def test_onnx_export_matches_mxnet(exported, tmp_path):
     out = session.run(None, {session.get_inputs()[0].name: x.asnumpy()})[0]
     assert out.shape == reference.shape
     assert_close(out, reference, NETWORK)
+
+
+def _dims(value):
+    return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+def test_onnx_export_fixed_to_the_tracing_size_on_request(exported, tmp_path):
+    onnx = pytest.importorskip('onnx')
+    _, _, (symbol_file, params_file) = exported
+    model = onnx.load(export_onnx(symbol_file, params_file, HEIGHT, WIDTH,
+                                  str(tmp_path / 'm.onnx'), dynamic=False))
+    assert _dims(model.graph.input[0]) == [1, 3, HEIGHT, WIDTH]
+    assert _dims(model.graph.output[0]) == [1, 4, HEIGHT, WIDTH]
+
+
+@pytest.mark.parametrize('decoder', [None, 4])
+@pytest.mark.parametrize('head', ['aspp', 'vortex', 'vortex_a'])
+def test_onnx_graph_takes_any_batch_and_size(head, decoder, tmp_path):
+    """Traced at 48x64, run at odd and even sizes, batches 1 and 2: the last resize, the
+    decoder's (DeepLabV3+) and the image pooling follow the input."""
+    onnx = pytest.importorskip('onnx')
+    onnxruntime = pytest.importorskip('onnxruntime')
+    mx.random.seed(1)
+    net = get_deeplab(head, 16, num_classes=4, backbone='resnet18_v2',
+                      decoder_output_stride=decoder)
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, HEIGHT, WIDTH)))
+    _perturb_batch_norms(net)
+    files = export_mxnet(net, HEIGHT, WIDTH, str(tmp_path / 'm'))
+    onnx_file = export_onnx(*files, HEIGHT, WIDTH, str(tmp_path / 'm.onnx'))
+    model = onnx.load(onnx_file)
+    onnx.checker.check_model(model)
+    assert _dims(model.graph.input[0]) == ['N', 3, 'H', 'W']
+    assert _dims(model.graph.output[0]) == ['N', 4, 'H', 'W']
+    session = onnxruntime.InferenceSession(onnx_file, providers=['CPUExecutionProvider'])
+    for n, height, width in ((1, 65, 97), (2, 96, 96), (2, 113, 80)):
+        x = mx.nd.random.normal(shape=(n, 3, height, width))
+        want = net(x).asnumpy()
+        got = session.run(None, {session.get_inputs()[0].name: x.asnumpy()})[0]
+        assert got.shape == (n, 4, height, width)
+        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max(), (n, height, width)
 
 
 @pytest.mark.skipif(not mx.runtime.Features().is_enabled('MKLDNN'),

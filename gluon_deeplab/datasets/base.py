@@ -1,13 +1,12 @@
 """Common reading and checking for segmentation datasets."""
-import contextlib
-import io
 import os
-import re
 import warnings
 
 import numpy as np
 from mxnet.gluon.data import Dataset
-from PIL import Image
+
+# read_image lives with the other MXNet-free file handling; it stays public here
+from ..imagefiles import _decode, _naming, read_image  # noqa: F401
 
 __all__ = ['IGNORE_LABEL', 'SegmentationDataset', 'read_image', 'read_index_png', 'check_label',
            'locate_listed']
@@ -15,89 +14,6 @@ __all__ = ['IGNORE_LABEL', 'SegmentationDataset', 'read_image', 'read_index_png'
 #: Label value of pixels that carry no class (VOC object borders, CamVid void); the loss
 #: and the metrics skip them.
 IGNORE_LABEL = 255
-
-
-class _EndWatch(io.BytesIO):
-    """The bytes of one file for PIL to decode. Once ``strict`` is set, a read that starts
-    at the end of the data (the decoder wants bytes the file does not have) raises
-    OSError. PIL's own check of this consults the process-wide
-    ``ImageFile.LOAD_TRUNCATED_IMAGES``, which other libraries (gluoncv.data) switch on;
-    this one depends on no global state, so threads may decode at the same time."""
-
-    def __init__(self, data):
-        super().__init__(data)
-        self.size = len(data)
-        self.strict = False
-
-    def read(self, size=-1):
-        if self.strict and size is not None and size > 0 and self.tell() >= self.size:
-            raise OSError('image file is truncated (the decoder needs data past byte %d)'
-                          % self.size)
-        return super().read(size)
-
-
-def _decode(path, what):
-    """The PIL image of file ``path``, fully decoded: a truncated file raises OSError
-    whatever ``ImageFile.LOAD_TRUNCATED_IMAGES`` says, and so does a PNG with a chunk
-    whose CRC is wrong (PIL's ``verify``). ``what`` ('image', 'label') names the file
-    in the FileNotFoundError, or the ValueError for a folder."""
-    try:
-        with open(path, 'rb') as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise FileNotFoundError('%s not found: %s' % (what, path))
-    except OSError:
-        if os.path.isdir(path):
-            raise ValueError('%s %s is a folder; expected a file' % (what, path))
-        raise
-    try:
-        with Image.open(_EndWatch(data)) as img:
-            img.verify()  # PNG: every chunk's CRC up to IEND; other formats: nothing
-    except Image.UnidentifiedImageError:  # its message names the stream, not the file
-        raise OSError('not an image Pillow can read (unknown format, %d bytes)' % len(data))
-    except Image.DecompressionBombError as err:  # Pillow's guard against huge images
-        size = re.search(r'\((\d+) pixels\)', str(err))
-        raise ValueError('%s pixels, more than Pillow decodes (%d: its guard against '
-                         'decompression bombs; raise PIL.Image.MAX_IMAGE_PIXELS if the file '
-                         'is trusted)' % (size.group(1) if size else 'too many',
-                                         2 * Image.MAX_IMAGE_PIXELS))
-    stream = _EndWatch(data)
-    img = Image.open(stream)
-    stream.strict = True
-    img.load()
-    return img
-
-
-@contextlib.contextmanager
-def _naming(path, what):
-    """A decoding failure in the block becomes ValueError ``cannot read <what> <path>:
-    ...`` (unless its message names the file already); FileNotFoundError passes."""
-    try:
-        yield
-    except FileNotFoundError:
-        raise
-    except (ValueError, OSError, SyntaxError) as err:
-        if isinstance(err, ValueError) and str(path) in str(err):
-            raise
-        raise ValueError('cannot read %s %s: %s' % (what, path, err))
-
-
-def read_image(path):
-    """(H, W, 3) uint8 RGB array of an image file. 8-bit grey, RGBA, CMYK and palette
-    images are converted to RGB with a warning naming the file. Raises
-    FileNotFoundError, or ValueError naming the file if it is a folder, cannot be decoded
-    completely (empty, corrupt or truncated; also when another library has set PIL's
-    ``ImageFile.LOAD_TRUNCATED_IMAGES``) or has more than 8 bits per channel (16-bit,
-    float)."""
-    with _naming(path, 'image'):
-        img = _decode(path, 'image')
-        if img.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'F'):
-            raise ValueError('%s-mode image (more than 8 bits per channel); expected '
-                             '8-bit RGB' % img.mode)
-        if img.mode != 'RGB':
-            warnings.warn('%s: converted %s image to RGB' % (path, img.mode))
-            img = img.convert('RGB')
-        return np.asarray(img)
 
 
 def read_index_png(path):

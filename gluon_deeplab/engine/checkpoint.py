@@ -15,6 +15,7 @@ import tempfile
 from mxnet.base import MXNetError
 
 from ..datasets import DATASETS
+from ..imagefiles import unique_stem  # noqa: F401 (public here too)
 
 __all__ = ['atomic_write', 'atomic_write_text', 'remove_temporary_files', 'save_checkpoint',
            'latest_checkpoint', 'load_checkpoint', 'read_record', 'newest_record', 'load_settings',
@@ -234,16 +235,6 @@ def lock_run_folder(run_dir):
     f.write('%d\n' % os.getpid())
     f.flush()
     return f
-
-
-def unique_stem(stem, suffixes, taken=()):
-    """``stem``, or ``stem_2``, ``stem_3`` ...: the first for which no ``stem + suffix``
-    file exists and which is not in ``taken``, so that nothing is ever written over."""
-    candidate, n = stem, 1
-    while candidate in taken or any(os.path.lexists(candidate + s) for s in suffixes):
-        n += 1
-        candidate = '%s_%d' % (stem, n)
-    return candidate
 
 
 class InvalidJSON(ValueError):
