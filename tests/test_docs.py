@@ -99,6 +99,7 @@ def _script_module(name):
 def _build_parsers():
     from gluon_deeplab import evaluate, export, launch, predict, train
     from gluon_deeplab.datasets import prepare
+    from gluon_deeplab.deploy import onnx_predict
     return {
         'gluon_deeplab.train': _parser_of(lambda: train.parse_args([])),
         'gluon_deeplab.evaluate': _parser_of(lambda: evaluate.parse_args([])),
@@ -106,6 +107,7 @@ def _build_parsers():
         'gluon_deeplab.export': _parser_of(lambda: export.parse_args([])),
         'gluon_deeplab.launch': _parser_of(lambda: launch.main([])),
         'gluon_deeplab.datasets.prepare': _parser_of(lambda: prepare.main([])),
+        'gluon_deeplab.deploy.onnx_predict': _parser_of(lambda: onnx_predict.parse_args([])),
         'scripts/bench.py': _parser_of(lambda: _script_module('bench').main([])),
         'scripts/profile_ops.py': _parser_of(lambda: _script_module('profile_ops').main([])),
     }
