@@ -112,10 +112,10 @@ def _write(answer, part, start, total, timeout, progress):
     with open(part, 'ab' if start else 'wb') as f, \
             tqdm(total=total, initial=start, unit='B', unit_scale=True, unit_divisor=1024,
                  desc=name, disable=not progress) as bar:
-        chunks = answer.raw.stream(_CHUNK, decode_content=False)
+        read = _reader(answer.raw)
         while True:
             try:
-                chunk = next(chunks, b'')
+                chunk = read()
             except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as err:
                 raise TransferBroken('the transfer broke after %d of %s bytes (%s); they are '
                                      'kept in %s' % (done, total or '?', _reason(err, timeout),
@@ -128,6 +128,15 @@ def _write(answer, part, start, total, timeout, progress):
     if total is not None and done != total:
         raise TransferBroken('the server sent %d of %d bytes; they are kept in %s'
                              % (done, total, part))
+
+
+def _reader(raw):
+    """A function returning the next bytes of the urllib3 response ``raw`` (b'' at its
+    end), as soon as they arrive: what came before a stall is written, and kept."""
+    if hasattr(raw, 'read1'):  # urllib3 2.1+
+        return lambda: raw.read1(_CHUNK, decode_content=False)
+    chunks = raw.stream(1 << 14, decode_content=False)  # older: waits for whole chunks
+    return lambda: next(chunks, b'')
 
 
 def _reason(err, timeout):
