@@ -393,3 +393,24 @@ def test_camvid_and_cityscapes_say_what_to_fetch_by_hand(tmp_path, capsys):
     assert '%s already holds camvid: nothing to download' % SAMPLE in capsys.readouterr().out
     with pytest.raises(SystemExit):
         prepare.main(['folder', str(tmp_path), '--download'])
+
+
+def test_only_what_is_missing_is_fetched_and_put_beside_the_voc_found(
+        archives, http_server, tmp_path, capsys):
+    url, log = _serve(http_server, archives)
+    root = tmp_path / 'data'
+    with tarfile.open(fileobj=io.BytesIO(archives[VOC])) as tar:
+        tar.extractall(root / 'voc', filter='data')  # VOC 2012 in a subfolder, no SBD
+    assert _main(root, '--mirror', url) == 0
+    assert log == [('/' + SBD, None)]
+    assert sorted(os.listdir(root / 'voc')) == ['VOCdevkit', 'benchmark_RELEASE']
+    assert _counts(root) == (6, 2)
+    # SBD deeper than voc_aug looks: refused before anything is fetched, saying what to move
+    os.renames(root / 'voc' / 'benchmark_RELEASE', root / 'voc' / 'a' / 'benchmark_RELEASE')
+    capsys.readouterr()
+    assert _main(root, '--mirror', url) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: found VOC 2012 in %s and SBD\'s labels in %s, deeper than '
+                          % (root / 'voc' / 'VOCdevkit' / 'VOC2012',
+                             root / 'voc' / 'a' / 'benchmark_RELEASE' / 'dataset' / 'cls'))
+    assert err.count('\n') == 1 and log == [('/' + SBD, None)]
