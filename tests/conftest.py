@@ -18,6 +18,30 @@ TESTS = os.path.join(REPO, 'tests')
 SYNC_ENV = {'MXNET_CPU_TEMP_COPY': '64'}
 
 
+@pytest.fixture
+def http_server():
+    """``serve(handler) -> base URL``: starts an HTTP server on 127.0.0.1 answering with
+    ``handler`` (a ``BaseHTTPRequestHandler`` class or factory), for this test only; all
+    are stopped at its end without waiting for answers still being written."""
+    import http.server
+    import threading
+
+    class Server(http.server.ThreadingHTTPServer):
+        block_on_close = False  # a handler that stalls on purpose must not stall teardown
+
+    servers = []
+
+    def serve(handler):
+        httpd = Server(('127.0.0.1', 0), handler)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        servers.append(httpd)
+        return 'http://127.0.0.1:%d/' % httpd.server_address[1]
+    yield serve
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     mx.random.seed(0)

@@ -66,21 +66,17 @@ def test_a_file_that_does_not_fit_is_named_with_what_is_wrong(tmp_path):
 # --- fetching: against a server this test starts on 127.0.0.1 --------------------------
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, http_server):
     """``(base URL, folder served)``: an HTTP server on 127.0.0.1 for this test only."""
     import functools
     import http.server
-    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
     served = tmp_path / 'served'
     served.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *a: None
-    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield 'http://127.0.0.1:%d/' % httpd.server_address[1], served
-    httpd.shutdown()
-    httpd.server_close()
+    return http_server(functools.partial(Quiet, directory=str(served))), served
 
 
 def _publish(served, repo, stem, content):

@@ -1,13 +1,18 @@
-"""Check a data set where it lies, and convert SBD's .mat labels to PNG.
+"""Check a data set where it lies, download PASCAL VOC 2012 + SBD, and convert SBD's .mat
+labels to PNG.
 
-    python -m gluon_deeplab.datasets.prepare voc_aug ROOT [--convert]
+    python -m gluon_deeplab.datasets.prepare voc_aug ROOT [--download] [--convert]
     python -m gluon_deeplab.datasets.prepare cityscapes|camvid|folder ROOT
 
 prints which layout was found, each split's count and where its ids came from, and the
 first problems (files that do not decode, size mismatches, label values out of range).
-Exit status 0 when all is well, 1 when samples are bad, 2 when the layout is not read.
+Exit status 0 when all is well, 1 when samples are bad, 2 when the layout is not read or
+the download fails (one ``error:`` line on stderr).
 ``--convert`` (voc_aug) first writes each SBD ``cls/<id>.mat`` as ``cls_png/<id>.png``
 beside it (never overwriting a file); the reader then prefers those PNGs.
+``--download`` (voc_aug) first fetches what ROOT lacks of VOC 2012 trainval and SBD
+(``fetch.download_voc_aug``: ``--mirror`` folders, then ``$GLUON_DEEPLAB_DATA_MIRRORS``,
+then the original hosts); for camvid and cityscapes it says what to fetch by hand.
 """
 import argparse
 import os
@@ -22,6 +27,7 @@ from ..cli import nonnegative_int, positive_int
 from . import DATASETS, get_dataset
 from .base import read_index_png
 from .checks import classes_from_data, classes_problem, find_bad_samples
+from .fetch import BY_HAND, MIRRORS_ENV, data_mirrors, download_by_hand, download_voc_aug
 from .voc_aug import VOCAugSegmentation, find_voc_layout, read_sbd_mat
 
 __all__ = ['convert_sbd_labels', 'label_read_pass', 'check', 'main']
@@ -134,14 +140,28 @@ def check(name, root, splits=None, threads=2, limit=None, shown=10, out=print):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog='python -m gluon_deeplab.datasets.prepare',
-        description='Check a data set where it lies: the layout found, the split counts, '
-                    'the first bad samples.')
+        description='Check a data set where it lies (voc_aug: after fetching what is '
+                    'missing, with --download): the layout found, the split counts, the '
+                    'first bad samples.')
     parser.add_argument('dataset', choices=sorted(DATASETS))
     parser.add_argument('root', help='the data folder (voc_aug: also looked for in its '
                                      'immediate subfolders)')
     parser.add_argument('--convert', action='store_true',
                         help="voc_aug: first write SBD's cls/<id>.mat labels as "
                              'cls_png/<id>.png (existing files are kept)')
+    parser.add_argument('--download', action='store_true',
+                        help='voc_aug: first fetch what ROOT lacks of VOC 2012 trainval and '
+                             'SBD, check their sha1 and unpack them there (nothing when the '
+                             'data is complete); %s: say which files to fetch by hand and '
+                             'where they go' % ', '.join(sorted(BY_HAND)))
+    parser.add_argument('--mirror', action='append', default=[], metavar='URL',
+                        help='--download: a folder URL holding the archives by file name, '
+                             'tried before those of %s and the original hosts (repeatable)'
+                             % MIRRORS_ENV)
+    parser.add_argument('--no_progress', action='store_true',
+                        help='--download: no progress bar')
+    parser.add_argument('--keep_archives', action='store_true',
+                        help='--download: keep the archives once unpacked')
     parser.add_argument('--splits', default='',
                         help='comma-separated splits to check (default: the train and val '
                              'splits)')
@@ -151,7 +171,11 @@ def main(argv=None):
     parser.add_argument('--shown', type=nonnegative_int, default=10,
                         help='problems shown per split')
     args = parser.parse_args(argv)
+    if args.download and args.dataset != 'voc_aug' and args.dataset not in BY_HAND:
+        parser.error('--download: %s is data of your own' % args.dataset)
     try:
+        if args.download:
+            _download(args)
         if args.convert:
             if args.dataset != 'voc_aug':
                 parser.error('--convert is for voc_aug (SBD .mat labels)')
@@ -165,10 +189,19 @@ def main(argv=None):
         splits = [s for s in args.splits.split(',') if s] or None
         bad = check(args.dataset, args.root, splits, args.threads, args.limit or None,
                     args.shown)
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:  # missing data, bad input, a full disk
         print('error: %s' % err, file=sys.stderr)
         return 2
     return 1 if bad else 0
+
+
+def _download(args):
+    """``--download``: VOC 2012 + SBD fetched and unpacked, or what to fetch by hand."""
+    if args.dataset == 'voc_aug':
+        download_voc_aug(args.root, data_mirrors(args.mirror), progress=not args.no_progress,
+                         keep_archives=args.keep_archives)
+    else:
+        download_by_hand(args.dataset, args.root)
 
 
 if __name__ == '__main__':

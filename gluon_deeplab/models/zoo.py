@@ -8,6 +8,7 @@ import zipfile
 import mxnet as mx
 from mxnet.gluon.utils import check_sha1
 
+from ..download import download, split_urls
 from ..runtime.mxnet_private import load_into, model_store_sha1, structural_params
 
 __all__ = ['load_zoo_file', 'imagenet_weights', 'repositories', 'imagenet_file']
@@ -79,9 +80,8 @@ def repositories(environ=None):
     Apache's bucket, then each of ``GLUON_DEEPLAB_MIRRORS`` (URLs separated by spaces or
     commas): the bucket has had long outages."""
     environ = os.environ if environ is None else environ
-    mirrors = environ.get('GLUON_DEEPLAB_MIRRORS', '').replace(',', ' ').split()
-    repos = [environ.get('MXNET_GLUON_REPO') or DEFAULT_REPO] + mirrors
-    return [r if r.endswith('/') else r + '/' for r in repos]
+    return split_urls(' '.join([environ.get('MXNET_GLUON_REPO') or DEFAULT_REPO,
+                                environ.get('GLUON_DEEPLAB_MIRRORS', '')]))
 
 
 def imagenet_file(backbone, root=None, repos=None, table=None):
@@ -115,7 +115,7 @@ def imagenet_file(backbone, root=None, repos=None, table=None):
     for url in urls:
         work = tempfile.mkdtemp(prefix='.tmp-', dir=root)
         try:
-            archive = _download(url, os.path.join(work, stem + '.zip'))
+            archive = download(url, os.path.join(work, stem + '.zip'))
             with zipfile.ZipFile(archive) as zf:
                 zf.extract(stem + '.params', work)
             if not check_sha1(os.path.join(work, stem + '.params'), sha1):
@@ -130,16 +130,3 @@ def imagenet_file(backbone, root=None, repos=None, table=None):
     raise ValueError('cannot fetch the ImageNet weights of %s (%s); %s, or name a mirror in '
                      'GLUON_DEEPLAB_MIRRORS' % (backbone, '; '.join(errors), place))
 
-
-def _download(url, path, timeout=60):
-    """``url`` saved as ``path``; a server that stops answering for ``timeout`` seconds
-    fails (MXNet's ``download`` would wait forever, and the next mirror never be
-    tried). Raises OSError or ``requests``' errors."""
-    import requests
-    with requests.get(url, stream=True, timeout=timeout) as answer:
-        if answer.status_code != 200:
-            raise OSError('HTTP %d' % answer.status_code)
-        with open(path, 'wb') as f:
-            for chunk in answer.iter_content(chunk_size=1 << 20):
-                f.write(chunk)
-    return path
