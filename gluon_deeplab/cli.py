@@ -7,10 +7,10 @@ import argparse
 import math
 import shlex
 import sys
-import traceback
 
 import numpy as np
 
+from .command import UserError, run_command
 from .datasets import DATASETS
 from .deploy.quantize import calibration_crops, int8_support
 from .engine.checkpoint import load_settings, require_params_file
@@ -37,11 +37,6 @@ HEAD_BY_NUMBER = {1: 'aspp', 2: 'vortex'}
 #: (no training settings beside it) leaves them open; None: the user must say.
 NETWORK_DEFAULTS = (('dataset', None), ('head', None), ('backbone', 'resnet50_v2'),
                     ('output_stride', 16))
-
-
-class UserError(Exception):
-    """A mistake in what the user gave (a flag, a file, a folder): printed as one line
-    ``error: <message>`` with exit status 2, no traceback."""
 
 
 def head_name(text):
@@ -251,22 +246,6 @@ def add_device_args(parser, workers=2):
     parser.add_argument('--no_progress', action='store_true', help='no tqdm progress bars')
     parser.add_argument('--debug', action='store_true',
                         help='show the traceback of an error instead of one line')
-
-
-def run_command(main, argv=None):
-    """Run ``main(argv)`` and return its exit status. A user error (``UserError``,
-    FileNotFoundError, PermissionError, ValueError, OSError: a missing or unreadable
-    file, a bad value) is printed as one line ``error: ...`` on stderr with status 2;
-    with ``--debug`` in ``argv`` (or ``sys.argv``) the traceback is shown instead."""
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        return main(argv)
-    except (UserError, FileNotFoundError, PermissionError, ValueError, OSError) as err:
-        if '--debug' in argv:
-            traceback.print_exc()
-        else:
-            print('error: %s' % err, file=sys.stderr, flush=True)
-        return 2
 
 
 def train_sh_settings(argv):

@@ -21,12 +21,13 @@ import argparse
 import json
 import os
 import sys
-import traceback
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..imagefiles import IMAGE_EXTENSIONS, list_images, read_image, save_label_png, unique_stem
+from ..command import UserError, run_command
+from ..imagefiles import (IMAGE_EXTENSIONS, list_images, read_image,
+                          save_label_png, unique_stem)
 
 __all__ = ['metadata_props', 'read_metadata', 'load_model', 'logits', 'label_map',
            'save_overlay', 'check_sizes', 'main', 'META']
@@ -38,11 +39,6 @@ FORMAT = '1'
 #: onnxruntime's execution providers to use when present, in order of preference (not
 #: all it lists: its CPU wheel also lists Azure's remote one).
 PROVIDERS = ('CUDAExecutionProvider', 'CPUExecutionProvider')
-
-
-class UserError(Exception):
-    """A mistake in what the user gave: one line ``error: ...``, exit status 2 (the
-    convention of ``cli.UserError``, which imports MXNet, hence a class of its own)."""
 
 
 def metadata_props(classes, palette, mean, std, output_stride, align_stride):
@@ -230,16 +226,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     """Command-line entry point: 0, 1 if an image was skipped, or 2 with one ``error:``
-    line on stderr (``--debug``: the traceback), as ``cli.run_command``."""
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        return _main(argv)
-    except (UserError, FileNotFoundError, PermissionError, ValueError, OSError) as err:
-        if '--debug' in argv:
-            traceback.print_exc()
-        else:
-            print('error: %s' % err, file=sys.stderr, flush=True)
-        return 2
+    line on stderr (``--debug``: the traceback), as every command (``command.run_command``)."""
+    return run_command(_main, argv)
 
 
 def _main(argv):
