@@ -40,6 +40,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import threading
 import time
 
@@ -49,7 +50,9 @@ from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
 from gluon_deeplab.deploy.fusion import fusion_available, hybridize_for_inference
+from gluon_deeplab.deploy.quantize import int8_support, quantize_network
 from gluon_deeplab.engine.loss import SoftmaxCrossEntropyLoss
+from gluon_deeplab.export import export_mxnet, export_onnx
 from gluon_deeplab.engine.precise_bn import recompute_batch_norm_statistics
 from gluon_deeplab.models.deeplab import get_deeplab
 from gluon_deeplab.models.heads import aspp_rates
@@ -183,6 +186,7 @@ def bench_network(net, args, ctx):
         tic = time.perf_counter()  # one precise-BN pass over --precise_bn batches
         recompute_batch_norm_statistics(net, [xs[0]] * args.precise_bn, ctx)
         extra['precise_bn_s'] = time.perf_counter() - tic
+    extra.update(bench_deploy_paths(net, args, xs, ctx))
     if fusion_available(ctx[0]):  # inference as evaluate / predict run it
         hybridize_for_inference(net, ctx[0], example_shape=xs[0].shape)
         extra['fused_infer_img_s'] = args.batch_size / median_seconds(
@@ -194,6 +198,35 @@ def bench_network(net, args, ctx):
     return dict(extra, train_img_s=args.batch_size / train, infer_img_s=args.batch_size / infer,
                 memory_mb=memory / 2 ** 20, params_m=params / 1e6, gmac=macs / 1e9,
                 live_gmac=live_macs / 1e9)
+
+
+def bench_deploy_paths(net, args, xs, ctx):
+    """Inference img/s of the deployment paths of ``--paths`` on the CPU: ``int8``
+    (``quantize_network``, calibrated on the batch; CPUs with VNNI, else said and
+    skipped) and ``onnxruntime`` (``export --onnx``'s graph run by ONNX Runtime's CPU
+    provider). Keys ``int8_infer_img_s``, ``onnxruntime_infer_img_s``."""
+    paths, extra = set(getattr(args, 'paths', '').split(',')) - {''}, {}
+    if not paths or ctx[0].device_type != 'cpu':
+        return extra
+    if 'int8' in paths:
+        usable, why = int8_support()
+        if usable:
+            int8 = quantize_network(net, xs[0])
+            extra['int8_infer_img_s'] = args.batch_size / median_seconds(
+                lambda: [int8(x).wait_to_read() for x in xs], args.warmup, args.iters)
+        else:
+            print('int8 not timed: %s' % why, file=sys.stderr)
+    if 'onnxruntime' in paths:
+        import onnxruntime
+        with tempfile.TemporaryDirectory() as tmp:
+            files = export_mxnet(net, args.size, args.size, os.path.join(tmp, 'net'))
+            onnx_file = export_onnx(*files, args.size, args.size, os.path.join(tmp, 'net.onnx'))
+            session = onnxruntime.InferenceSession(onnx_file,
+                                                   providers=['CPUExecutionProvider'])
+        name, arrays = session.get_inputs()[0].name, [x.asnumpy() for x in xs]
+        extra['onnxruntime_infer_img_s'] = args.batch_size / median_seconds(
+            lambda: [session.run(None, {name: a}) for a in arrays], args.warmup, args.iters)
+    return extra
 
 
 def torchvision_deeplab(stride):
@@ -450,6 +483,9 @@ def main(argv=None):
                    help='our rows with BatchNorm or GroupNorm (32 groups)')
     p.add_argument('--precise_bn', type=int, default=0, metavar='N',
                    help='also time one precise-BN pass over N batches (our BatchNorm rows)')
+    p.add_argument('--paths', default='', metavar='int8,onnxruntime',
+                   help='also time these inference paths of our rows on the CPU: int8 '
+                        '(oneDNN, CPUs with VNNI), onnxruntime (the exported ONNX graph)')
     p.add_argument('--json', default='bench.json', help='where the results go')
     args = p.parse_args(argv)
     if args.rounds < 1:
@@ -474,14 +510,18 @@ def main(argv=None):
 
     def torchvision_of(r):  # the torchvision row at r's output stride
         return 'torchvision%d' % parse_row(r['row'])[1]
-    print_table(['network', 'train img/s', 'inference img/s', 'fused inference img/s',
-                 'GMAC/img', 'live GMAC/img', 'train GFLOP/s', 'inference GFLOP/s',
-                 'train vs GluonCV', 'inference vs GluonCV', 'train vs torchvision',
-                 'inference vs torchvision',
-                 'peak memory MB', 'params M'],
+    paths = [(key, title) for key, title in (('int8_infer_img_s', 'INT8 inference img/s'),
+                                             ('onnxruntime_infer_img_s', 'ONNX Runtime img/s'))
+             if any(key in r for r in results['rows'])]
+    print_table(['network', 'train img/s', 'inference img/s', 'fused inference img/s']
+                + [title for _, title in paths]
+                + ['GMAC/img', 'live GMAC/img', 'train GFLOP/s', 'inference GFLOP/s',
+                   'train vs GluonCV', 'inference vs GluonCV', 'train vs torchvision',
+                   'inference vs torchvision', 'peak memory MB', 'params M'],
                 [[r['name'], '%.2f' % r['train_img_s'], '%.2f' % r['infer_img_s'],
-                  '%.2f' % r['fused_infer_img_s'] if 'fused_infer_img_s' in r else '-',
-                  '%.1f' % r['gmac'], '%.1f' % r['live_gmac'],
+                  '%.2f' % r['fused_infer_img_s'] if 'fused_infer_img_s' in r else '-']
+                 + ['%.2f' % r[key] if key in r else '-' for key, _ in paths]
+                 + ['%.1f' % r['gmac'], '%.1f' % r['live_gmac'],
                   '%.0f' % (6 * r['gmac'] * r['train_img_s']),
                   '%.0f' % (2 * r['gmac'] * r['best_infer_img_s']),
                   ratio(r, 'train_img_s', 'gluoncv'),

@@ -154,3 +154,16 @@ def test_torch_live_macs_are_counted_as_ours():
     for live in (False, True):
         assert bench.torch_macs(theirs, 20, live=live) == count_macs(
             ours, (1, 3, 20, 20), mx.cpu(), live=live)
+
+
+def test_deployment_paths_are_timed_in_the_same_run(tmp_path, capsys):
+    """INT8 (where the CPU has VNNI) and ONNX Runtime beside plain and fused inference,
+    from one ``--paths`` run: one harness for every path."""
+    from gluon_deeplab.deploy.quantize import int8_support
+    out = tmp_path / 'bench.json'
+    assert bench.main(['--size', '32', '--rows', 'aspp16@resnet18_v2', '--iters', '1',
+                       '--warmup', '0', '--paths', 'int8,onnxruntime', '--json', str(out)]) == 0
+    row, = json.loads(out.read_text())['rows']
+    assert row['onnxruntime_infer_img_s'] > 0 and row['infer_img_s'] > 0
+    assert ('int8_infer_img_s' in row) == int8_support()[0]
+    assert 'ONNX Runtime img/s' in capsys.readouterr().out
