@@ -16,11 +16,12 @@
 # Arguments go to scripts/train.sh and win, e.g.
 #   sh scripts/train_camvid.sh --aspp_or_vortex 2
 #   sh scripts/train_camvid.sh --resume runs/camvid_aspp    # continue an interrupted run
-# DATA_DIR (default ../shared/data/camvid), ITERS1, ITERS2, FREEZE2, RUN_DIR and PYTHON are read
-# as train.sh does (ITERS1=900 --precise_bn 10: the earlier 20-epoch runs of README).
+# DATA_DIR (default ../shared/data/camvid), CROP_SIZE, ITERS1, ITERS2, FREEZE2, RUN_DIR and
+# PYTHON are read as train.sh does (CROP_SIZE=224 ... --contract_dilation 0: the runs of
+# docs/training.md made before those defaults).
 set -eu
 cd "$(dirname "$0")/.."
-DATASET=camvid DATA_DIR=${DATA_DIR:-../shared/data/camvid} CROP_SIZE=225 \
+DATASET=camvid DATA_DIR=${DATA_DIR:-../shared/data/camvid} CROP_SIZE=${CROP_SIZE:-225} \
   BATCH_SIZE=8 BATCH_SIZE2=8 ITERS1=${ITERS1:-1800} ITERS2=${ITERS2:-135} LR1=0.01 LR2=0.001 \
   FREEZE2=${FREEZE2:-0} GPUS= WORKERS=1 \
   sh scripts/train.sh --backbone resnet18_v2 --multi_grid 1,2 --scale_range 0.5,1.5 \

@@ -417,7 +417,7 @@ python -m gluon_deeplab.evaluate --checkpoint x.params --scales 1.0 --flipp
 sh scripts/no_such_script.sh --head vortex
 python -m gluon_deeplab.no_such_module --help
 NO_SUCH_VARIABLE=1 ITERS1=10 sh scripts/train.sh --aspp_or_vortex 2 --bogus_train_flag
-CROP_SIZE=320 sh scripts/train_camvid.sh
+BATCH_SIZE=4 sh scripts/train_camvid.sh
 python scripts/launch_dist.py -n 2 -q -- python -m gluon_deeplab.train --not_a_train_flag
 gluon-deeplab-predict --checkpoint x.params --bad_predict_flag img.png
 python scripts/bench.py --size 320 --no_bench_flag
@@ -468,7 +468,7 @@ def bad_problems():
     'module gluon_deeplab.no_such_module does not exist',
     'NO_SUCH_VARIABLE is not read by scripts/train.sh',
     'gluon_deeplab.train does not take --bogus_train_flag',
-    'CROP_SIZE is not read by scripts/train_camvid.sh',  # the wrapper sets it itself
+    'BATCH_SIZE is not read by scripts/train_camvid.sh',  # the wrapper sets it itself
     'gluon_deeplab.launch does not take -q',
     'gluon_deeplab.train does not take --not_a_train_flag',
     'gluon_deeplab.predict does not take --bad_predict_flag',
