@@ -1,6 +1,7 @@
 """Image files in and out, without MXNet: strict decoding (``read_image``), the inputs a
 command names (``list_images``), result names that never overwrite (``unique_stem``) and
-palette PNGs of class indices (``save_label_png``).
+palette PNGs of class indices (``save_label_png``), predictions drawn over their images
+(``overlay``) and both written for one input (``save_prediction``).
 
 ``predict`` and ``datasets`` use them, and so does ``deploy.onnx_predict``, which runs
 where MXNet is not installed: this module imports only numpy, Pillow and the standard
@@ -13,9 +14,10 @@ import re
 import warnings
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ['IMAGE_EXTENSIONS', 'read_image', 'list_images', 'save_label_png', 'unique_stem']
+__all__ = ['IMAGE_EXTENSIONS', 'read_image', 'list_images', 'save_label_png', 'unique_stem',
+           'overlay', 'save_prediction']
 
 
 class _EndWatch(io.BytesIO):
@@ -155,3 +157,41 @@ def unique_stem(stem, suffixes, taken=()):
         n += 1
         candidate = '%s_%d' % (stem, n)
     return candidate
+
+
+def overlay(image, label, palette, class_names, alpha=0.5):
+    """The PIL RGB image of ``image`` ((H, W, 3) uint8 RGB) blended with the coloured
+    ``label`` ((H, W) uint8 class ids, colours from ``palette`` (256, 3) uint8; weight
+    ``alpha`` on the colour), with a legend of the classes present (names from
+    ``class_names``, a number for an id beyond it) on a white strip to the right."""
+    blended = ((1 - alpha) * image + alpha * palette[label]).astype(np.uint8)
+    present = [int(c) for c in np.unique(label)]
+    names = [class_names[c] if c < len(class_names) else str(c) for c in present]
+    font, row = ImageFont.load_default(), 16
+    text = max(ImageDraw.Draw(Image.new('RGB', (1, 1))).textlength(n, font=font)
+               for n in names)
+    height, width = label.shape
+    canvas = Image.new('RGB', (width + 30 + int(np.ceil(text)),
+                               max(height, 8 + row * len(names))), 'white')
+    canvas.paste(Image.fromarray(blended), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for i, (c, name) in enumerate(zip(present, names)):
+        y = 4 + i * row
+        draw.rectangle([width + 6, y + 2, width + 17, y + 13],
+                       fill=tuple(int(v) for v in palette[c]))
+        draw.text((width + 22, y + 2), name, fill='black', font=font)
+    return canvas
+
+
+def save_prediction(image, label, source, output_dir, palette, class_names, written):
+    """Write the label map ``label`` ((H, W) uint8 class ids) of the image file ``source``
+    (``image``, (H, W, 3) uint8 RGB) into ``output_dir`` as ``STEM.png`` (palette PNG,
+    ``save_label_png``) and ``STEM_overlay.png`` (``overlay``), STEM the file's name
+    without extension, made unique (``unique_stem``) against existing files and the set
+    ``written`` of this run's stems, to which it is added. Returns the path stem."""
+    stem = unique_stem(os.path.join(output_dir, os.path.splitext(os.path.basename(source))[0]),
+                       ('.png', '_overlay.png'), written)
+    written.add(stem)
+    save_label_png(label, palette, stem + '.png')
+    overlay(image, label, palette, class_names).save(stem + '_overlay.png')
+    return stem

@@ -1,14 +1,14 @@
-"""Every picture the package draws (matplotlib, without a display): training curves, the
-confusion matrix, predictions over their images."""
+"""The pictures of training and evaluation (matplotlib, without a display): training
+curves and the confusion matrix. Predictions over their images are ``imagefiles.overlay``
+(Pillow only, for predicting without MXNet or matplotlib)."""
 import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-__all__ = ['plot_curves', 'row_normalised', 'plot_confusion', 'save_overlay']
+__all__ = ['plot_curves', 'row_normalised', 'plot_confusion']
 
 
 def plot_curves(records, path):
@@ -60,21 +60,4 @@ def plot_confusion(confusion, class_names, path):
     fig.colorbar(image, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
-def save_overlay(image, label, palette, class_names, path, alpha=0.5):
-    """Save ``image`` ((H, W, 3) uint8 RGB) blended with the coloured ``label`` ((H, W)
-    uint8 class ids; colours from ``palette``, (256, 3) uint8), with a legend of the
-    classes present, as the PNG ``path``."""
-    blended = ((1 - alpha) * image + alpha * palette[label]).astype(np.uint8)
-    height, width = label.shape
-    fig = plt.figure(figsize=(width / 100 + 2.2, max(height / 100, 2.5)), dpi=100)
-    ax = fig.add_axes([0, 0, width / 100 / (width / 100 + 2.2), 1])
-    ax.imshow(blended)
-    ax.axis('off')
-    present = np.unique(label)
-    fig.legend(handles=[Patch(color=palette[c] / 255.0, label=class_names[c]) for c in present],
-               loc='center right', fontsize=8, frameon=False)
-    fig.savefig(path)
     plt.close(fig)

@@ -26,8 +26,7 @@ from .datasets.transforms import normalize
 from .deploy.fusion import hybridize_for_inference
 from .evaluation.inference import predict_probs
 from .imagefiles import (IMAGE_EXTENSIONS, list_images, read_image, save_label_png,  # noqa: F401
-                         unique_stem)
-from .plot import save_overlay
+                         save_prediction)
 from .runtime.devices import parse_contexts
 
 __all__ = ['list_images', 'save_label_png', 'main']
@@ -74,14 +73,8 @@ def _main(argv):
         x = mx.nd.array(normalize(image)[None], ctx=ctx)
         label = predict_probs(net, x, args.scales, args.flip,
                               output_stride=args.align_stride).argmax(axis=1)[0]
-        label = label.asnumpy().astype(np.uint8)
-        # never over an input, an earlier result or another input's result of this run
-        stem = unique_stem(os.path.join(args.output_dir,
-                                        os.path.splitext(os.path.basename(path))[0]),
-                           ('.png', '_overlay.png'), written)
-        written.add(stem)
-        save_label_png(label, args.palette, stem + '.png')
-        save_overlay(image, label, args.palette, args.classes, stem + '_overlay.png')
+        save_prediction(image, label.asnumpy().astype(np.uint8), path, args.output_dir,
+                        args.palette, args.classes, written)
     if skipped:
         print('%d image(s) skipped: %s' % (len(skipped), ', '.join(skipped)), file=sys.stderr)
         return 1

@@ -9,8 +9,7 @@ refused before anything is written), and carries in its metadata (``metadata_pro
 graph: class names, palette, normalisation mean and std, output stride, and the stride
 inputs are aligned to. Inputs are as for ``predict`` (image files, folders, ``.txt``
 lists); results are the same ``<stem>.png`` palette PNGs of class indices, never written
-over an existing file, and ``<stem>_overlay.png`` (the same blend, its legend drawn by
-Pillow instead of matplotlib). Images run one at a time, each at its own size; no
+over an existing file, and ``<stem>_overlay.png`` (``imagefiles.overlay``, as ``predict``). Images run one at a time, each at its own size; no
 multi-scale or flip (``predict --scales/--flip``).
 
 This module imports only onnxruntime (when it runs), numpy, Pillow, the standard library
@@ -23,14 +22,13 @@ import os
 import sys
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from ..command import UserError, run_command
-from ..imagefiles import (IMAGE_EXTENSIONS, list_images, read_image,
-                          save_label_png, unique_stem)
+from ..imagefiles import IMAGE_EXTENSIONS, list_images, read_image, save_prediction
 
 __all__ = ['metadata_props', 'read_metadata', 'load_model', 'logits', 'label_map',
-           'save_overlay', 'check_sizes', 'main', 'META']
+           'check_sizes', 'main', 'META']
 
 #: Prefix of this project's keys in an ONNX model's ``metadata_props``.
 META = 'gluon_deeplab.'
@@ -153,30 +151,6 @@ def label_map(session, meta, image):
     return logits(session, meta, image).argmax(axis=0).astype(np.uint8)
 
 
-def save_overlay(image, label, palette, class_names, path, alpha=0.5):
-    """Save ``image`` ((H, W, 3) uint8 RGB) blended with the coloured ``label`` ((H, W)
-    uint8 class ids, colours from ``palette`` (256, 3) uint8), the blend of
-    ``plot.save_overlay``, with a legend of the classes present on a white strip to the
-    right, as the PNG ``path``. Drawn with Pillow: ``plot`` needs matplotlib."""
-    blended = ((1 - alpha) * image + alpha * palette[label]).astype(np.uint8)
-    present = [int(c) for c in np.unique(label)]
-    names = [class_names[c] if c < len(class_names) else str(c) for c in present]
-    font, row = ImageFont.load_default(), 16
-    text = max(ImageDraw.Draw(Image.new('RGB', (1, 1))).textlength(n, font=font)
-               for n in names)
-    height, width = label.shape
-    canvas = Image.new('RGB', (width + 30 + int(np.ceil(text)),
-                               max(height, 8 + row * len(names))), 'white')
-    canvas.paste(Image.fromarray(blended), (0, 0))
-    draw = ImageDraw.Draw(canvas)
-    for i, (c, name) in enumerate(zip(present, names)):
-        y = 4 + i * row
-        draw.rectangle([width + 6, y + 2, width + 17, y + 13],
-                       fill=tuple(int(v) for v in palette[c]))
-        draw.text((width + 22, y + 2), name, fill='black', font=font)
-    canvas.save(path)
-
-
 def network_input_size(size, meta):
     """(H, W) of the network's input for an image of ``size`` (H, W): aligned to
     ``meta``'s ``align_stride`` (``logits``) or the image's own."""
@@ -251,14 +225,8 @@ def _main(argv):
                   file=sys.stderr)
             skipped.append(path)
             continue
-        label = label_map(session, meta, image)
-        # never over an input, an earlier result or another input's result of this run
-        stem = unique_stem(os.path.join(args.output_dir,
-                                        os.path.splitext(os.path.basename(path))[0]),
-                           ('.png', '_overlay.png'), written)
-        written.add(stem)
-        save_label_png(label, meta['palette'], stem + '.png')
-        save_overlay(image, label, meta['palette'], meta['classes'], stem + '_overlay.png')
+        save_prediction(image, label_map(session, meta, image), path, args.output_dir,
+                        meta['palette'], meta['classes'], written)
     print('%d label map(s) in %s' % (len(written), args.output_dir))
     if skipped:
         print('%d image(s) skipped: %s' % (len(skipped), ', '.join(skipped)), file=sys.stderr)
