@@ -110,6 +110,8 @@ def _build_parsers():
         'gluon_deeplab.deploy.onnx_predict': _parser_of(lambda: onnx_predict.parse_args([])),
         'scripts/bench.py': _parser_of(lambda: _script_module('bench').main([])),
         'scripts/profile_ops.py': _parser_of(lambda: _script_module('profile_ops').main([])),
+        'scripts/prediction_figure.py':
+            _parser_of(lambda: _script_module('prediction_figure').main([])),
     }
 
 
