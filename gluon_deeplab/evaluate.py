@@ -22,7 +22,7 @@ from .datasets.transforms import EvalTransform
 from .deploy.fusion import hybridize_for_inference
 from .deploy.quantize import quantize_network
 from .engine.checkpoint import atomic_write_text, load_settings, unique_stem
-from .evaluation.inference import window_stride
+from .evaluation.inference import input_shape, window_stride
 from .evaluation.loop import evaluate
 from .plot import plot_confusion
 from .runtime.devices import parse_contexts
@@ -95,15 +95,16 @@ def _main(argv):
     args.split = args.split or cls.VAL_SPLIT
     saved = load_settings(args.checkpoint)
     args.data_dir = data_dir_or_saved(args, saved)
-    if args.int8:
-        net = quantize_network(net, int8_calibration(args, saved))
-    else:
-        hybridize_for_inference(net, ctx[0])  # oneDNN conv + BatchNorm + ReLU fusion
     if cls.SLIDING_WINDOW and args.window is None and saved.get('crop_size'):
         args.window = saved['crop_size']  # large images: windows of the training crop
     dataset = get_dataset(args.dataset, args.data_dir, args.split, EvalTransform())
     refuse_other_classes(args.checkpoint, args.classes, dataset.classes,
                          'the %s data in %s' % (args.dataset, args.data_dir))
+    if args.int8:
+        net = quantize_network(net, int8_calibration(args, saved))
+    elif len(dataset):  # oneDNN's fused graph where it is faster on the first image
+        hybridize_for_inference(net, ctx[0], input_shape(dataset[0][0].shape[1:],
+                                                         args.align_stride, args.window))
     loader = gluon.data.DataLoader(dataset, batch_size=1, num_workers=args.workers)
     metric = evaluate(net, loader, ctx, args.num_classes, args.scales, args.flip, args.window,
                       args.stride, progress=not args.no_progress,

@@ -24,7 +24,7 @@ from .cli import (UserError, add_device_args, add_inference_args, add_network_ar
                   network_from_args, run_command)
 from .datasets.transforms import normalize
 from .deploy.fusion import hybridize_for_inference
-from .evaluation.inference import predict_probs
+from .evaluation.inference import input_shape, predict_probs
 from .imagefiles import (IMAGE_EXTENSIONS, list_images, read_image, save_label_png,  # noqa: F401
                          save_prediction)
 from .runtime.devices import parse_contexts
@@ -52,7 +52,6 @@ def _main(argv):
     args = parse_args(argv)
     ctx = parse_contexts(args.gpus)[0]
     net = network_from_args(args, ctx)
-    hybridize_for_inference(net, ctx)  # oneDNN conv + BatchNorm + ReLU fusion on CPUs
     if os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
         raise UserError('--output_dir %s is a file; expected a folder' % args.output_dir)
     origins = {}
@@ -71,6 +70,8 @@ def _main(argv):
             skipped.append(path)
             continue
         x = mx.nd.array(normalize(image)[None], ctx=ctx)
+        if not written:  # oneDNN's fused graph where it is faster on the first image
+            hybridize_for_inference(net, ctx, input_shape(image.shape[:2], args.align_stride))
         label = predict_probs(net, x, args.scales, args.flip,
                               output_stride=args.align_stride).argmax(axis=1)[0]
         save_prediction(image, label.asnumpy().astype(np.uint8), path, args.output_dir,

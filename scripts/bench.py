@@ -188,7 +188,7 @@ def bench_network(net, args, ctx):
         extra['precise_bn_s'] = time.perf_counter() - tic
     extra.update(bench_deploy_paths(net, args, xs, ctx))
     if fusion_available(ctx[0]):  # inference as evaluate / predict run it
-        hybridize_for_inference(net, ctx[0], example_shape=xs[0].shape)
+        hybridize_for_inference(net, ctx[0], example_shape=xs[0].shape, fuse=True)
         extra['fused_infer_img_s'] = args.batch_size / median_seconds(
             lambda: [logits(x) for x in xs], args.warmup, args.iters)
     params = sum(p.data(ctx[0]).size for p in net.collect_params().values())

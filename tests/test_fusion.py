@@ -29,7 +29,7 @@ def test_fused_graph_gives_the_plain_graphs_logits_at_any_size(tmp_path, head, d
     net = _trained_like(head, decoder)
     xs = [mx.nd.random.normal(shape=shape) for shape in ((1, 3, 96, 128), (2, 3, 75, 61))]
     plain = [net(x).asnumpy() for x in xs]  # imperative: no graph rewriting at all
-    assert hybridize_for_inference(net, mx.cpu()) is True
+    assert hybridize_for_inference(net, mx.cpu(), fuse=True) is True
     for x, ref in zip(xs, plain):
         out = net(x).asnumpy()
         assert out.shape == ref.shape
@@ -40,6 +40,36 @@ def test_fused_graph_gives_the_plain_graphs_logits_at_any_size(tmp_path, head, d
     fused = [n for n in nodes if n['op'] == '_sg_mkldnn_conv']
     assert len(fused) >= 20
     assert any(n.get('attrs', {}).get('with_bn') == 'true' for n in fused)
+
+
+def _fused_nodes(net, tmp_path, name):
+    net.export(str(tmp_path / name))
+    nodes = json.loads((tmp_path / (name + '-symbol.json')).read_text())['nodes']
+    return [n for n in nodes if n['op'] == '_sg_mkldnn_conv']
+
+
+@needs_onednn
+@pytest.mark.parametrize('plain_ms,fused_ms,fused', [(50, 80, False), (80, 50, True)])
+def test_the_faster_graph_on_the_example_is_kept(tmp_path, monkeypatch, plain_ms, fused_ms,
+                                                 fused):
+    """fuse='faster' (evaluate's and predict's): timed plain first, then fused; the
+    plain graph comes back, oneDNN's partitioning undone, when fusion is slower."""
+    import gluon_deeplab.deploy.fusion as fusion
+    times = iter([plain_ms / 1e3, fused_ms / 1e3])
+    shapes = []
+
+    def timed(net, x):
+        shapes.append(x.shape)
+        net(x).wait_to_read()
+        return next(times)
+    monkeypatch.setattr(fusion, '_forward_seconds', timed)
+    net = _trained_like('aspp')
+    x = mx.nd.random.normal(shape=(1, 3, 65, 81))
+    ref = net(x).asnumpy()
+    assert fusion.hybridize_for_inference(net, mx.cpu(), (1, 3, 65, 81)) is fused
+    assert shapes == [(1, 3, 65, 81)] * 2
+    assert np.abs(net(x).asnumpy() - ref).max() <= 1e-4 * np.abs(ref).max()
+    assert bool(_fused_nodes(net, tmp_path, 'chosen')) is fused
 
 
 def test_without_fusion_the_network_is_hybridized_plainly(monkeypatch):

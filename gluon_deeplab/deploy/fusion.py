@@ -7,6 +7,8 @@ becomes one ``_sg_mkldnn_conv`` node. In a pre-activation ResNet that is every u
 ``conv_bn_relu``. The outputs equal the plain graph's up to float rounding (the tests
 check 1e-4 of the largest logit).
 """
+import time
+
 import mxnet as mx
 
 __all__ = ['fusion_available', 'hybridize_for_inference']
@@ -21,20 +23,41 @@ def fusion_available(ctx):
     return ctx.device_type == 'cpu' and mx.runtime.Features().is_enabled('MKLDNN')
 
 
-def hybridize_for_inference(net, ctx, example_shape=(1, 3, 64, 64)):
+def hybridize_for_inference(net, ctx, example_shape=(1, 3, 64, 64), fuse='faster'):
     """Hybridize ``net`` (a Gluon block, its parameters loaded, in inference use only) for
-    inputs of any size: on a CPU with oneDNN, partitioned by the fusion backend
-    (``optimize_for``, which runs one forward pass of zeros of ``example_shape`` =
-    (N, C, H, W)); elsewhere plainly. Returns True if the graph was fused.
+    inputs of any size. On a CPU with oneDNN, ``fuse`` picks the graph: True, partitioned
+    by the fusion backend (``optimize_for``, one forward pass of zeros of
+    ``example_shape`` = (N, C, H, W)); False, plain; ``'faster'``, whichever of the two
+    runs an input of ``example_shape`` faster (best of two passes each, after one that
+    builds the graph): the fused graph is slower than the plain one on some CPUs and
+    sizes and faster on others (docs/performance.md). Elsewhere always plain. Returns
+    True if the graph was fused.
 
     Training through a fused graph is not supported by MXNet: use it for evaluation and
     prediction only (export writes the portable graph, with ``fold_batch_norm``).
     """
-    if not fusion_available(ctx):
-        net.hybridize(static_alloc=True)
+    net.hybridize(static_alloc=True)
+    if not fuse or not fusion_available(ctx):
         return False
-    net.optimize_for(mx.nd.zeros(example_shape, ctx=ctx), backend=BACKEND, static_alloc=True)
+    x = mx.nd.zeros(example_shape, ctx=ctx)
+    plain = _forward_seconds(net, x) if fuse == 'faster' else None
+    net.optimize_for(x, backend=BACKEND, static_alloc=True)
+    if plain is not None and _forward_seconds(net, x) >= plain:
+        net.hybridize(static_alloc=True)  # no backend: back to the plain graph
+        return False
     return True
+
+
+def _forward_seconds(net, x, runs=2):
+    """The shortest of ``runs`` forward passes of ``net`` on ``x``, seconds, after one
+    that builds (and allocates) the graph."""
+    net(x).wait_to_read()
+    best = float('inf')
+    for _ in range(runs):
+        tic = time.perf_counter()
+        net(x).wait_to_read()
+        best = min(best, time.perf_counter() - tic)
+    return best
 
 
 def fold_batch_norm(graph, params):

@@ -4,13 +4,25 @@ import functools
 
 import mxnet as mx
 
-__all__ = ['aligned_size', 'alignment_for', 'aligned_logits', 'slide_logits', 'predict_probs', 'window_stride']
+__all__ = ['aligned_size', 'input_shape', 'alignment_for', 'aligned_logits', 'slide_logits',
+           'predict_probs', 'window_stride']
 
 
 def aligned_size(length, output_stride):
     """The smallest ``k * output_stride + 1`` pixels not below ``length`` (TF deeplab's
     evaluation crop, 513 for VOC at stride 16)."""
     return -(-(length - 1) // output_stride) * output_stride + 1
+
+
+def input_shape(image_size, output_stride=None, window=None):
+    """(1, 3, H, W) of the network's input for an image of ``image_size`` (H, W) at scale
+    1: the ``window`` x ``window`` tile with a sliding window, else the image aligned to
+    ``output_stride`` (``aligned_logits``; None: as it is)."""
+    if window:
+        return (1, 3, window, window)
+    if output_stride:
+        image_size = [aligned_size(n, output_stride) for n in image_size]
+    return (1, 3) + tuple(image_size)
 
 
 def alignment_for(crop_size, output_stride):
