@@ -1,7 +1,8 @@
 """Image files in and out, without MXNet: strict decoding (``read_image``), the inputs a
 command names (``list_images``), result names that never overwrite (``unique_stem``) and
 palette PNGs of class indices (``save_label_png``), predictions drawn over their images
-(``overlay``) and both written for one input (``save_prediction``).
+(``overlay``) and both written for one input (``save_prediction``) or for every input
+(``write_predictions``).
 
 ``predict`` and ``datasets`` use them, and so does ``deploy.onnx_predict``, which runs
 where MXNet is not installed: this module imports only numpy, Pillow and the standard
@@ -11,13 +12,14 @@ import contextlib
 import io
 import os
 import re
+import sys
 import warnings
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 __all__ = ['IMAGE_EXTENSIONS', 'read_image', 'list_images', 'save_label_png', 'unique_stem',
-           'overlay', 'save_prediction']
+           'overlay', 'save_prediction', 'write_predictions']
 
 
 class _EndWatch(io.BytesIO):
@@ -195,3 +197,30 @@ def save_prediction(image, label, source, output_dir, palette, class_names, writ
     save_label_png(label, palette, stem + '.png')
     overlay(image, label, palette, class_names).save(stem + '_overlay.png')
     return stem
+
+
+def write_predictions(paths, origins, label_of, output_dir, palette, class_names,
+                      warn=None):
+    """``save_prediction`` for each image file of ``paths`` (any iterable, e.g. a tqdm
+    bar) with ``label_of(image)`` ((H, W, 3) uint8 RGB -> (H, W) uint8 class ids). A
+    missing, corrupt or truncated image is reported by ``warn`` (default: a line on
+    stderr), naming the list line ``origins[path]`` it came from, and skipped. Prints
+    what was written and what was skipped; returns the exit status: 0, or 1 if an image
+    was skipped."""
+    warn = warn or (lambda line: print(line, file=sys.stderr))
+    os.makedirs(output_dir, exist_ok=True)
+    skipped, written = [], set()
+    for path in paths:
+        try:
+            image = read_image(path)
+        except (ValueError, OSError) as err:
+            warn('skipped: %s%s' % (err, ' (%s)' % origins[path] if path in origins else ''))
+            skipped.append(path)
+            continue
+        save_prediction(image, label_of(image), path, output_dir, palette, class_names,
+                        written)
+    print('%d label map(s) in %s' % (len(written), output_dir))
+    if skipped:
+        print('%d image(s) skipped: %s' % (len(skipped), ', '.join(skipped)), file=sys.stderr)
+        return 1
+    return 0

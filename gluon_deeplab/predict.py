@@ -25,11 +25,16 @@ from .cli import (UserError, add_device_args, add_inference_args, add_network_ar
 from .datasets.transforms import normalize
 from .deploy.fusion import hybridize_for_inference
 from .evaluation.inference import input_shape, predict_probs
-from .imagefiles import (IMAGE_EXTENSIONS, list_images, read_image, save_label_png,  # noqa: F401
-                         save_prediction)
+from .imagefiles import (IMAGE_EXTENSIONS, list_images, save_label_png,  # noqa: F401
+                         write_predictions)
 from .runtime.devices import parse_contexts
 
 __all__ = ['list_images', 'save_label_png', 'main']
+
+#: Images from which predict times the plain and the fused graph to keep the faster: the
+#: timing costs about six forward passes, and the plain graph was at most 13 % slower in
+#: docs/performance.md's measurements; fewer images run the plain graph.
+TIME_GRAPHS_FROM = 20
 
 
 def parse_args(argv=None):
@@ -59,27 +64,19 @@ def _main(argv):
     if not paths:
         raise UserError('no image (%s) in %s' % ('/'.join(IMAGE_EXTENSIONS),
                                                  ', '.join(args.inputs)))
-    os.makedirs(args.output_dir, exist_ok=True)
-    skipped, written = [], set()
-    for path in tqdm(paths, desc='predict', disable=args.no_progress):
-        try:
-            image = read_image(path)
-        except (ValueError, OSError) as err:  # missing, corrupt or truncated: go on
-            tqdm.write('skipped: %s%s' % (err, ' (%s)' % origins[path] if path in origins
-                                          else ''))
-            skipped.append(path)
-            continue
+    graph = []
+
+    def label_of(image):
         x = mx.nd.array(normalize(image)[None], ctx=ctx)
-        if not written:  # oneDNN's fused graph where it is faster on the first image
-            hybridize_for_inference(net, ctx, input_shape(image.shape[:2], args.align_stride))
-        label = predict_probs(net, x, args.scales, args.flip,
-                              output_stride=args.align_stride).argmax(axis=1)[0]
-        save_prediction(image, label.asnumpy().astype(np.uint8), path, args.output_dir,
-                        args.palette, args.classes, written)
-    if skipped:
-        print('%d image(s) skipped: %s' % (len(skipped), ', '.join(skipped)), file=sys.stderr)
-        return 1
-    return 0
+        if not graph:  # oneDNN's fused graph where it is faster on the first image
+            fuse = 'faster' if len(paths) >= TIME_GRAPHS_FROM else False
+            graph.append(hybridize_for_inference(
+                net, ctx, input_shape(image.shape[:2], args.align_stride), fuse=fuse))
+        probs = predict_probs(net, x, args.scales, args.flip, output_stride=args.align_stride)
+        return probs.argmax(axis=1)[0].asnumpy().astype(np.uint8)
+    return write_predictions(tqdm(paths, desc='predict', disable=args.no_progress), origins,
+                             label_of, args.output_dir, args.palette, args.classes,
+                             warn=tqdm.write)
 
 
 if __name__ == '__main__':

@@ -4,6 +4,8 @@
     python scripts/bench.py --size 320 --batch_size 2 --dtype bfloat16 # bf16 mixed precision
     python scripts/bench.py --gpus 0 --dtype float16                   # on a GPU
     python scripts/bench.py --eval_data ../shared/data/camvid          # + one CamVid val pass
+    python scripts/bench.py --checkpoint runs/camvid_aspp/phase2/final.params \\
+        --batch_size 4 --paths int8,onnxruntime   # a trained network's inference paths
 
 Rows: our ASPP, Vortex (Module B) and Module A at output stride 16 and 8, DeepLabV3+
 (the decoder, ``+dec``) with ASPP and Vortex, the Xception-65 backbone (``@xception65``),
@@ -34,6 +36,11 @@ the way training uses. Prints Markdown tables and writes everything to ``--json`
 With ``--eval_data``, one evaluation pass over CamVid val (DataLoader, inference, metric)
 with our ASPP network at ``--eval_stride``, and the share of it that the data loading
 alone and the metric alone take.
+
+With ``--checkpoint`` instead of the rows: a trained network's inference paths (MXNet
+plain and fused, MXNet INT8 and ONNX Runtime with ``--paths``; bf16 with ``--dtype
+bfloat16``) over the val images of its data set (``--eval_data``, else the folder it
+trained on), held in memory: img/s of the whole pass and val pixAcc / mIoU, single scale.
 """
 import argparse
 import json
@@ -365,6 +372,112 @@ def bench_atrous(args, ctx):
     return rows
 
 
+def checkpoint_network(args, ctx):
+    """``--checkpoint``'s network on ``ctx`` as ``evaluate`` builds it (not hybridized),
+    and the namespace ``network_from_args`` filled: dataset, num_classes, align_stride,
+    and ``data_dir`` (``--eval_data``, else the one it was trained with)."""
+    from gluon_deeplab.cli import data_dir_or_saved, load_settings, network_from_args
+    a = argparse.Namespace(checkpoint=args.checkpoint, dataset=None, head=None, backbone=None,
+                           output_stride=None, decoder_output_stride=None, rates_at_os8=None,
+                           data_dir=args.eval_data, int8=64)
+    net = network_from_args(a, ctx)
+    a.data_dir = data_dir_or_saved(a, load_settings(args.checkpoint))
+    return net, a
+
+
+def val_batches(a, batch_size):
+    """The val images of ``a.dataset`` in ``a.data_dir``, normalised and padded at the
+    bottom and right as ``aligned_logits`` pads them (to ``a.align_stride``), in batches
+    of ``batch_size``: a list of ((n, 3, H, W) float32, (n, h, w) int32 labels, (h, w)).
+    Raises UserError for a batch of images of different sizes."""
+    import numpy as np
+    from gluon_deeplab.cli import UserError
+    from gluon_deeplab.datasets import DATASETS, get_dataset
+    from gluon_deeplab.datasets.transforms import EvalTransform
+    from gluon_deeplab.evaluation.inference import input_shape
+    val = get_dataset(a.dataset, a.data_dir, DATASETS[a.dataset].VAL_SPLIT, EvalTransform())
+    samples = [val[i] for i in range(len(val))]
+    batches = []
+    for start in range(0, len(samples), batch_size):
+        images, labels = zip(*samples[start:start + batch_size])
+        if len({image.shape for image in images}) > 1:
+            raise UserError('the val images differ in size; give --batch_size 1')
+        size = images[0].shape[1:]
+        padded = np.zeros((len(images),) + input_shape(size, a.align_stride)[1:], np.float32)
+        padded[:, :, :size[0], :size[1]] = np.stack(images)
+        batches.append((padded, np.stack(labels), size))
+    return batches
+
+
+def checkpoint_paths(args, ctx, example_shape):
+    """Name -> ``forward((n, 3, H, W) float32 numpy) -> logits numpy`` for each inference
+    path of ``--checkpoint``: MXNet plain and fused, and of ``--paths`` int8 (calibrated
+    on 64 training crops, as ``evaluate --int8 64``) and onnxruntime (``export --onnx``'s
+    graph, ONNX Runtime's CPU provider). In a ``--dtype bfloat16`` process the MXNet
+    paths run in bf16."""
+    from gluon_deeplab.cli import int8_calibration, load_settings
+
+    def mxnet_path(net):
+        return lambda x: net(mx.nd.array(x, ctx=ctx)).asnumpy()
+    paths = {}
+    for name, fuse in (('MXNet', False), ('MXNet fused', True)):
+        net, _ = checkpoint_network(args, ctx)
+        hybridize_for_inference(net, ctx, example_shape, fuse=fuse)
+        paths[name] = mxnet_path(net)
+    wanted = set(args.paths.split(',')) - {''}
+    if 'int8' in wanted:
+        if int8_support()[0]:
+            net, a = checkpoint_network(args, ctx)
+            calibration = int8_calibration(a, load_settings(args.checkpoint))
+            paths['MXNet INT8'] = mxnet_path(quantize_network(net, mx.nd.array(calibration)))
+        else:
+            print('int8 not timed: %s' % int8_support()[1], file=sys.stderr)
+    if 'onnxruntime' in wanted:
+        import onnxruntime
+        net, _ = checkpoint_network(args, ctx)
+        with tempfile.TemporaryDirectory() as tmp:
+            files = export_mxnet(net, 321, 321, os.path.join(tmp, 'net'))
+            session = onnxruntime.InferenceSession(
+                export_onnx(*files, 321, 321, os.path.join(tmp, 'net.onnx')),
+                providers=['CPUExecutionProvider'])
+        name = session.get_inputs()[0].name
+        paths['ONNX Runtime'] = lambda x: session.run(None, {name: x})[0]
+    return paths
+
+
+def bench_checkpoint(args, ctx):
+    """Each inference path of ``--checkpoint`` over its val images, single scale, in
+    batches of ``--batch_size``: img/s of the whole pass (after one warm-up batch) and val
+    pixAcc / mIoU. Rows: dicts with ``path``, ``img_s``, ``pixAcc``, ``mIoU``."""
+    from gluon_deeplab.evaluation.metrics import SegmentationMetric
+    _, a = checkpoint_network(args, ctx)
+    batches = val_batches(a, args.batch_size)
+    rows = []
+    for name, forward in checkpoint_paths(args, ctx, batches[0][0].shape).items():
+        forward(batches[0][0])  # warm-up: builds and allocates the graph
+        metric, tic = SegmentationMetric(a.num_classes), time.perf_counter()
+        for images, labels, (h, w) in batches:
+            logits = forward(images)[:, :, :h, :w]
+            metric.update(mx.nd.array(labels), mx.nd.array(logits))
+        seconds = time.perf_counter() - tic
+        pix_acc, miou = metric.get()
+        rows.append({'path': name, 'img_s': sum(len(b[0]) for b in batches) / seconds,
+                     'pixAcc': pix_acc, 'mIoU': miou})
+    return rows
+
+
+def report_checkpoint(args, ctx, results):
+    """``--checkpoint``: print and save ``bench_checkpoint``'s table."""
+    results['checkpoint'] = bench_checkpoint(args, ctx)
+    print('%s, val images, batch %d, single scale:\n' % (args.checkpoint, args.batch_size))
+    print_table(['path', 'img/s', 'val pixAcc', 'val mIoU'],
+                [[r['path'], '%.2f' % r['img_s'], '%.4f' % r['pixAcc'], '%.4f' % r['mIoU']]
+                 for r in results['checkpoint']])
+    with open(args.json, 'w') as f:
+        json.dump(results, f, indent=1)
+    return 0
+
+
 def bench_eval(args, ctx):
     from gluon_deeplab.datasets import CamVidSegmentation
     from gluon_deeplab.evaluation.loop import evaluate
@@ -486,6 +599,10 @@ def main(argv=None):
     p.add_argument('--paths', default='', metavar='int8,onnxruntime',
                    help='also time these inference paths of our rows on the CPU: int8 '
                         '(oneDNN, CPUs with VNNI), onnxruntime (the exported ONNX graph)')
+    p.add_argument('--checkpoint', default=None,
+                   help='instead of the rows: each inference path (plain, fused, and those '
+                        'of --paths) of this trained network over its val images, img/s '
+                        'and mIoU, batches of --batch_size')
     p.add_argument('--json', default='bench.json', help='where the results go')
     args = p.parse_args(argv)
     if args.rounds < 1:
@@ -493,9 +610,12 @@ def main(argv=None):
     ctx = parse_contexts(args.gpus)
     set_precision(args.dtype)
     device = 'GPU %s' % args.gpus if args.gpus else cpu_description()
+    results = {'settings': vars(args), 'device': device}
+    if args.checkpoint:
+        print('%s, %s\n' % (device, args.dtype))
+        return report_checkpoint(args, ctx[0], results)
     print('%s, input %dx%d, batch %d, %s; median of %d iterations after %d warm-up\n'
           % (device, args.size, args.size, args.batch_size, args.dtype, args.iters, args.warmup))
-    results = {'settings': vars(args), 'device': device}
     rows = [r for r in args.rows.split(',') if r]
     results['rounds'] = run_rounds(rows, args.rounds, lambda row: measure_row(row, args, ctx))
     results['rows'] = combine_rounds(results['rounds'])

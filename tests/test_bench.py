@@ -167,3 +167,53 @@ def test_deployment_paths_are_timed_in_the_same_run(tmp_path, capsys):
     assert row['onnxruntime_infer_img_s'] > 0 and row['infer_img_s'] > 0
     assert ('int8_infer_img_s' in row) == int8_support()[0]
     assert 'ONNX Runtime img/s' in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_checkpoint_paths_score_the_val_images_as_the_network_does(tmp_path, capsys):
+    """--checkpoint: every path's mIoU over the shipped sample's val images; the plain
+    path's equals the mIoU of a confusion matrix counted here in numpy from the network's
+    own argmax, and the fused and ONNX Runtime paths agree with it."""
+    import mxnet as mx
+    import numpy as np
+    from conftest import SAMPLE
+    from gluon_deeplab.datasets import CamVidSegmentation
+    from gluon_deeplab.datasets.transforms import EvalTransform
+    from gluon_deeplab.models.config import load_model
+    from gluon_deeplab.train import main as train
+    run = tmp_path / 'run'
+    assert train(['--dataset', 'camvid', '--data_dir', SAMPLE, '--crop_size', '33',
+                  '--batch_size', '4', '--workers', '0', '--no_progress', '--max_iter', '2',
+                  '--backbone', 'resnet18_v2', '--run_dir', str(run)]) == 0
+    out = tmp_path / 'bench.json'
+    paths = 'onnxruntime' if _imports('onnxruntime') else ''
+    assert bench.main(['--checkpoint', str(run / 'final.params'), '--batch_size', '4',
+                       '--paths', paths, '--json', str(out)]) == 0
+    rows = {r['path']: r for r in json.loads(out.read_text())['checkpoint']}
+
+    net, _ = load_model(str(run / 'final.params'))
+    confusion = np.zeros((11, 11), np.int64)
+    val = CamVidSegmentation(SAMPLE, 'val', EvalTransform())
+    for image, label in (val[i] for i in range(len(val))):
+        h, w = image.shape[1:]   # crop 33 = 2 x 16 + 1: inputs padded to 16k + 1
+        padded = np.zeros((1, 3, -(-(h - 1) // 16) * 16 + 1, -(-(w - 1) // 16) * 16 + 1),
+                          np.float32)
+        padded[0, :, :h, :w] = image
+        pred = net(mx.nd.array(padded)).asnumpy()[0, :, :h, :w].argmax(axis=0)
+        keep = label != 255
+        confusion += np.bincount(11 * label[keep] + pred[keep], minlength=121).reshape(11, 11)
+    iou = np.diag(confusion) / (confusion.sum(0) + confusion.sum(1) - np.diag(confusion))
+    want = np.nanmean(iou[confusion.sum(1) > 0])
+    assert abs(rows['MXNet']['mIoU'] - want) < 1e-6
+    for name in ['MXNet fused'] + (['ONNX Runtime'] if paths else []):
+        assert abs(rows[name]['mIoU'] - want) < 0.01, name
+    assert all(r['img_s'] > 0 for r in rows.values())
+    assert '| MXNet fused |' in capsys.readouterr().out
+
+
+def _imports(name):
+    try:
+        __import__(name)
+        return True
+    except ImportError:
+        return False

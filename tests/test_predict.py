@@ -122,3 +122,27 @@ def test_an_image_over_pillows_pixel_limit_is_skipped_like_other_unreadable_ones
         images / 'huge.png') in said.out
     assert 'Traceback' not in said.err
     assert sorted(os.listdir(tmp_path / 'out')) == ['small.png', 'small_overlay.png']
+
+
+@pytest.mark.parametrize('count,timed', [(2, False), (20, True)])
+def test_graphs_are_timed_only_for_enough_images(tmp_path, monkeypatch, count, timed):
+    """Timing the plain and the fused graph costs about six forward passes: predict pays
+    it from predict.TIME_GRAPHS_FROM (20) images; fewer run the plain graph."""
+    import gluon_deeplab.deploy.fusion as fusion
+    calls = []
+    monkeypatch.setattr(fusion, '_forward_seconds', lambda net, x: calls.append(x.shape) or 1.0)
+    net = get_deeplab('aspp', 16, num_classes=11, backbone='resnet18_v2')
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, 3, 32, 32)))
+    ckpt = str(tmp_path / 'final.params')
+    net.save_parameters(ckpt)
+    images = tmp_path / 'images'
+    images.mkdir()
+    for i in range(count):
+        Image.fromarray(np.full((33, 49, 3), 10 * i, np.uint8)).save(images / ('%02d.png' % i))
+    assert main([str(images), '--checkpoint', ckpt, '--dataset', 'camvid', '--head', 'aspp',
+                 '--backbone', 'resnet18_v2', '--output_dir', str(tmp_path / 'out'),
+                 '--no_progress']) == 0
+    want = [(1, 3, 33, 49)] * 2 if timed and fusion.fusion_available(mx.cpu()) else []
+    assert calls == want
+    assert len(os.listdir(tmp_path / 'out')) == 2 * count

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from ..command import UserError, run_command
-from ..imagefiles import IMAGE_EXTENSIONS, list_images, read_image, save_prediction
+from ..imagefiles import IMAGE_EXTENSIONS, list_images, write_predictions
 
 __all__ = ['metadata_props', 'read_metadata', 'load_model', 'logits', 'label_map',
            'check_sizes', 'main', 'META']
@@ -215,23 +215,8 @@ def _main(argv):
         raise UserError('no image (%s) in %s' % ('/'.join(IMAGE_EXTENSIONS),
                                                  ', '.join(args.inputs)))
     check_sizes(paths, meta)  # before anything is written
-    os.makedirs(args.output_dir, exist_ok=True)
-    skipped, written = [], set()
-    for path in paths:
-        try:
-            image = read_image(path)
-        except (ValueError, OSError) as err:  # missing, corrupt or truncated: go on
-            print('skipped: %s%s' % (err, ' (%s)' % origins[path] if path in origins else ''),
-                  file=sys.stderr)
-            skipped.append(path)
-            continue
-        save_prediction(image, label_map(session, meta, image), path, args.output_dir,
-                        meta['palette'], meta['classes'], written)
-    print('%d label map(s) in %s' % (len(written), args.output_dir))
-    if skipped:
-        print('%d image(s) skipped: %s' % (len(skipped), ', '.join(skipped)), file=sys.stderr)
-        return 1
-    return 0
+    return write_predictions(paths, origins, lambda image: label_map(session, meta, image),
+                             args.output_dir, meta['palette'], meta['classes'])
 
 
 if __name__ == '__main__':
