@@ -409,29 +409,30 @@ def val_batches(a, batch_size):
     return batches
 
 
-def checkpoint_paths(args, ctx, example_shape):
+def checkpoint_paths(args, ctx, example_shape, net):
     """Name -> ``forward((n, 3, H, W) float32 numpy) -> logits numpy`` for each inference
-    path of ``--checkpoint``: MXNet plain and fused, and of ``--paths`` int8 (calibrated
-    on 64 training crops, as ``evaluate --int8 64``) and onnxruntime (``export --onnx``'s
-    graph, ONNX Runtime's CPU provider). In a ``--dtype bfloat16`` process the MXNet
-    paths run in bf16."""
+    path of ``--checkpoint``: MXNet plain (``net``, ``checkpoint_network``'s) and fused,
+    and of ``--paths`` int8 (calibrated on 64 training crops, as ``evaluate --int8 64``)
+    and onnxruntime (``export --onnx``'s graph, ONNX Runtime's CPU provider). In a
+    ``--dtype bfloat16`` process the MXNet paths run in bf16."""
     from gluon_deeplab.cli import int8_calibration, load_settings
 
     def mxnet_path(net):
         return lambda x: net(mx.nd.array(x, ctx=ctx)).asnumpy()
     paths = {}
-    for name, fuse in (('MXNet', False), ('MXNet fused', True)):
-        net, _ = checkpoint_network(args, ctx)
+    fused = checkpoint_network(args, ctx)[0]  # a network of its own for each path
+    for name, net, fuse in (('MXNet', net, False), ('MXNet fused', fused, True)):
         hybridize_for_inference(net, ctx, example_shape, fuse=fuse)
         paths[name] = mxnet_path(net)
     wanted = set(args.paths.split(',')) - {''}
     if 'int8' in wanted:
-        if int8_support()[0]:
+        usable, why = int8_support()
+        if usable:
             net, a = checkpoint_network(args, ctx)
             calibration = int8_calibration(a, load_settings(args.checkpoint))
             paths['MXNet INT8'] = mxnet_path(quantize_network(net, mx.nd.array(calibration)))
         else:
-            print('int8 not timed: %s' % int8_support()[1], file=sys.stderr)
+            print('int8 not timed: %s' % why, file=sys.stderr)
     if 'onnxruntime' in wanted:
         import onnxruntime
         net, _ = checkpoint_network(args, ctx)
@@ -450,10 +451,10 @@ def bench_checkpoint(args, ctx):
     batches of ``--batch_size``: img/s of the whole pass (after one warm-up batch) and val
     pixAcc / mIoU. Rows: dicts with ``path``, ``img_s``, ``pixAcc``, ``mIoU``."""
     from gluon_deeplab.evaluation.metrics import SegmentationMetric
-    _, a = checkpoint_network(args, ctx)
+    net, a = checkpoint_network(args, ctx)
     batches = val_batches(a, args.batch_size)
     rows = []
-    for name, forward in checkpoint_paths(args, ctx, batches[0][0].shape).items():
+    for name, forward in checkpoint_paths(args, ctx, batches[0][0].shape, net).items():
         forward(batches[0][0])  # warm-up: builds and allocates the graph
         metric, tic = SegmentationMetric(a.num_classes), time.perf_counter()
         for images, labels, (h, w) in batches:

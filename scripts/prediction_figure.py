@@ -29,8 +29,8 @@ NAMED = ('camvid', 'cityscapes', 'voc_aug')  # data sets with fixed classes and 
 
 def figure(image, prediction, label, palette, classes):
     """The PIL image of ``overlay(image, prediction)`` left of ``overlay(image, label)``,
-    each titled; ``label`` values that are no class are black and named "ignored"."""
-    palette = np.array(palette, np.uint8)
+    each titled; ``label`` values that are no class are black and named "ignored"
+    (``palette``: (256, 3) uint8, black at 255)."""
     names = list(classes) + ['ignored'] * (256 - len(classes))
     label = np.where(label < len(classes), label, 255).astype(np.uint8)
     panels = [overlay(image, prediction, palette, names), overlay(image, label, palette, names)]

@@ -7,17 +7,13 @@ import pytest
 from PIL import Image
 
 from conftest import SAMPLE
-from gluon_deeplab import get_deeplab
 from gluon_deeplab.datasets import CamVidSegmentation
 from gluon_deeplab.predict import main
 
 
-def test_predicts_palette_pngs_and_overlays_and_skips_corrupt_images(tmp_path, capsys):
-    net = get_deeplab('aspp', 16, num_classes=11)
-    net.initialize(mx.init.Xavier())
-    net(mx.nd.zeros((1, 3, 32, 32)))
-    ckpt = str(tmp_path / 'final.params')
-    net.save_parameters(ckpt)
+def test_predicts_palette_pngs_and_overlays_and_skips_corrupt_images(tmp_path, capsys,
+                                                                     camvid_checkpoint):
+    _, ckpt = camvid_checkpoint
     images = tmp_path / 'images'
     images.mkdir()
     shutil.copy(os.path.join(SAMPLE, 'val', sorted(os.listdir(os.path.join(SAMPLE, 'val')))[0]),
@@ -125,24 +121,20 @@ def test_an_image_over_pillows_pixel_limit_is_skipped_like_other_unreadable_ones
 
 
 @pytest.mark.parametrize('count,timed', [(2, False), (20, True)])
-def test_graphs_are_timed_only_for_enough_images(tmp_path, monkeypatch, count, timed):
+def test_graphs_are_timed_only_for_enough_images(tmp_path, monkeypatch, camvid_checkpoint,
+                                                 count, timed):
     """Timing the plain and the fused graph costs about six forward passes: predict pays
     it from predict.TIME_GRAPHS_FROM (20) images; fewer run the plain graph."""
     import gluon_deeplab.deploy.fusion as fusion
     calls = []
     monkeypatch.setattr(fusion, '_forward_seconds', lambda net, x: calls.append(x.shape) or 1.0)
-    net = get_deeplab('aspp', 16, num_classes=11, backbone='resnet18_v2')
-    net.initialize(mx.init.Xavier())
-    net(mx.nd.zeros((1, 3, 32, 32)))
-    ckpt = str(tmp_path / 'final.params')
-    net.save_parameters(ckpt)
+    _, ckpt = camvid_checkpoint
     images = tmp_path / 'images'
     images.mkdir()
     for i in range(count):
         Image.fromarray(np.full((33, 49, 3), 10 * i, np.uint8)).save(images / ('%02d.png' % i))
     assert main([str(images), '--checkpoint', ckpt, '--dataset', 'camvid', '--head', 'aspp',
-                 '--backbone', 'resnet18_v2', '--output_dir', str(tmp_path / 'out'),
-                 '--no_progress']) == 0
+                 '--output_dir', str(tmp_path / 'out'), '--no_progress']) == 0
     want = [(1, 3, 33, 49)] * 2 if timed and fusion.fusion_available(mx.cpu()) else []
     assert calls == want
     assert len(os.listdir(tmp_path / 'out')) == 2 * count

@@ -9,8 +9,9 @@ refused before anything is written), and carries in its metadata (``metadata_pro
 graph: class names, palette, normalisation mean and std, output stride, and the stride
 inputs are aligned to. Inputs are as for ``predict`` (image files, folders, ``.txt``
 lists); results are the same ``<stem>.png`` palette PNGs of class indices, never written
-over an existing file, and ``<stem>_overlay.png`` (``imagefiles.overlay``, as ``predict``). Images run one at a time, each at its own size; no
-multi-scale or flip (``predict --scales/--flip``).
+over an existing file, and ``<stem>_overlay.png`` (``imagefiles.overlay``, as
+``predict``). Images run one at a time, each at its own size; no multi-scale or flip
+(``predict --scales/--flip``).
 
 This module imports only onnxruntime (when it runs), numpy, Pillow, the standard library
 and the MXNet-free ``gluon_deeplab.imagefiles``, so it runs where MXNet is not installed.
