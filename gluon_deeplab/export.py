@@ -1,7 +1,7 @@
 """Export a trained network for deployment: MXNet symbol JSON + params, and ONNX.
 
     python -m gluon_deeplab.export --checkpoint runs/camvid_aspp/phase2/final.params \\
-        --height 360 --width 480 --prefix exported/camvid_aspp [--onnx | --int8 64]
+        --height 360 --width 480 --prefix exported/camvid_aspp [--onnx] [--int8 64]
 
 Every BatchNorm that follows a convolution is folded into its weights and bias; with
 ``--int8 N`` the graph is instead MXNet's oneDNN int8 graph (``deploy/quantize.py``, calibrated
@@ -16,26 +16,31 @@ The ONNX graph (``--onnx``) is converted from that one and then freed of its siz
 (N, num_classes, H, W) float32 logits; ``--height/--width`` only pick the size it is traced
 at (``--onnx_fixed`` keeps it fixed to that size). Its metadata carries what
 ``python -m gluon_deeplab.deploy.onnx_predict`` needs to predict without MXNet (class names,
-palette, normalisation, output stride, input alignment).
+palette, normalisation, output stride, input alignment). With ``--onnx --int8 N`` it is
+ONNX Runtime's int8 graph of that one (``deploy/onnx_quantize.py``, calibrated on N training
+crops; it needs onnxruntime), written alone as ``PREFIX.onnx``: the float32 MXNet files it
+comes from are not kept.
 """
 import argparse
 import json
 import os
 import sys
+import tempfile
 
 import mxnet as mx
 import numpy as np
 
-from .cli import (UserError, add_int8_arg, add_network_args, int8_calibration, network_from_args,
-                  positive_int, refuse_int8_unless_usable, run_command)
+from .cli import (UserError, add_network_args, int8_calibration, network_from_args,
+                  nonnegative_int, positive_int, refuse_int8_unless_usable, run_command)
 from .datasets.transforms import MEAN, STD
 from .deploy.fusion import fold_batch_norm
+from .deploy.onnx_quantize import quantize_onnx
 from .deploy.onnx_predict import metadata_props
 from .deploy.quantize import quantize_network
 from .engine.checkpoint import load_settings
 from .models.deeplab import FixedSizeOutput
 
-__all__ = ['export_mxnet', 'export_onnx', 'main']
+__all__ = ['export_mxnet', 'export_onnx', 'write_onnx', 'main']
 
 
 def export_mxnet(net, height, width, prefix, ctx=None, calibration_images=None):
@@ -125,14 +130,14 @@ def parse_args(argv=None):
     p.add_argument('--onnx_fixed', action='store_true',
                    help='write PREFIX.onnx for --height x --width only (for runtimes that '
                         'need static shapes)')
-    add_int8_arg(p, 'graph')
+    p.add_argument('--int8', type=nonnegative_int, default=0, metavar='N',
+                   help='an INT8 graph calibrated on N training crops: MXNet\'s oneDNN one '
+                        '(CPUs with VNNI int8 instructions only), or with --onnx ONNX '
+                        'Runtime\'s (PREFIX.onnx alone); 0 (default): float32')
     p.add_argument('--data_dir', help='the calibration images\' data set (with --int8; '
                                       'default: the one the checkpoint was trained with)')
     args = p.parse_args(argv)
     args.onnx = args.onnx or args.onnx_fixed
-    if args.int8 and args.onnx:
-        p.error('--onnx cannot carry the int8 graph (oneDNN operators); export one or the '
-                'other')
     return args
 
 
@@ -143,7 +148,7 @@ def main(argv=None):
 
 def _main(argv):
     args = parse_args(argv)
-    if args.int8:
+    if args.int8 and not args.onnx:
         refuse_int8_unless_usable()
     net = network_from_args(args, [mx.cpu()])
     name = 'deeplab_%s_%dx%d%s' % (args.head, args.height, args.width,
@@ -152,31 +157,55 @@ def _main(argv):
         args.prefix = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), name)
     elif args.prefix.endswith(('/', os.sep)) or os.path.isdir(args.prefix):
         args.prefix = os.path.join(args.prefix, name)  # a folder: the files go inside it
-    if args.onnx:
-        try:
-            import onnx  # noqa: F401 (checked before anything is written)
-        except ImportError:
-            raise UserError('--onnx needs the onnx package (pip install "onnx<1.16")')
-    written = [args.prefix + end for end in ('-symbol.json', '-0000.params')
-               + (('.onnx',) if args.onnx else ())]
+    check_onnx_packages(args)
+    mxnet_files = () if args.onnx and args.int8 else ('-symbol.json', '-0000.params')
+    written = [args.prefix + end for end in mxnet_files + (('.onnx',) if args.onnx else ())]
     existing = [path for path in written if os.path.exists(path)]
     if existing:
         raise UserError('%s exists; choose another --prefix' % existing[0])
-    calibration = None
-    if args.int8:
-        saved = load_settings(args.checkpoint)
-        calibration = int8_calibration(args, saved)
-    symbol_file, params_file = export_mxnet(net, args.height, args.width, args.prefix,
-                                            calibration_images=calibration)
-    print('wrote %s and %s' % (symbol_file, params_file))
+    calibration = int8_calibration(args, load_settings(args.checkpoint)) if args.int8 else None
     if args.onnx:
+        write_onnx(net, args, calibration)
+    else:
+        print('wrote %s and %s' % export_mxnet(net, args.height, args.width, args.prefix,
+                                               calibration_images=calibration))
+    return 0
+
+
+def write_onnx(net, args, calibration=None):
+    """``--onnx``: ``PREFIX.onnx`` and the MXNet files it is converted from; with
+    ``calibration`` ((N, 3, h, w) NDArray) ``PREFIX.onnx`` alone, ONNX Runtime's int8 graph
+    (``onnx_quantize.quantize_onnx``) of the float32 one."""
+    with tempfile.TemporaryDirectory() as tmp:
+        if calibration is None:
+            mxnet_prefix, onnx_file = args.prefix, args.prefix + '.onnx'
+        else:  # the float32 files are a step to the int8 graph, not a result
+            mxnet_prefix, onnx_file = os.path.join(tmp, 'float32'), os.path.join(tmp, 'f.onnx')
+        files = export_mxnet(net, args.height, args.width, mxnet_prefix)
+        if calibration is None:
+            print('wrote %s and %s' % files)
         metadata = metadata_props(args.classes, args.palette, MEAN, STD, args.output_stride,
                                   args.align_stride)
-        onnx_file = export_onnx(symbol_file, params_file, args.height, args.width,
-                                args.prefix + '.onnx', not args.onnx_fixed, metadata)
-        print('wrote %s (%s)' % (onnx_file, 'input 1 x 3 x %d x %d' % (args.height, args.width)
-                                 if args.onnx_fixed else 'any input size'))
-    return 0
+        export_onnx(*files, args.height, args.width, onnx_file, not args.onnx_fixed, metadata)
+        if calibration is not None:
+            onnx_file = quantize_onnx(onnx_file, calibration.asnumpy(), args.prefix + '.onnx')
+    print('wrote %s (%s%s)' % (onnx_file, 'int8, ' if calibration is not None else '',
+                               'input 1 x 3 x %d x %d' % (args.height, args.width)
+                               if args.onnx_fixed else 'any input size'))
+
+
+def check_onnx_packages(args):
+    """Raise UserError, before anything is written, when ``--onnx`` lacks onnx or
+    ``--onnx --int8`` lacks onnxruntime."""
+    needed = (('onnx', 'onnx<1.16'),) if args.onnx else ()
+    needed += (('onnxruntime', 'onnxruntime'),) if args.onnx and args.int8 else ()
+    for module, requirement in needed:
+        try:
+            __import__(module)
+        except ImportError:
+            raise UserError('--onnx%s needs the %s package (pip install "%s")'
+                            % (' --int8' if module == 'onnxruntime' else '', module,
+                               requirement))
 
 
 if __name__ == '__main__':

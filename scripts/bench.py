@@ -5,7 +5,7 @@
     python scripts/bench.py --gpus 0 --dtype float16                   # on a GPU
     python scripts/bench.py --eval_data ../shared/data/camvid          # + one CamVid val pass
     python scripts/bench.py --checkpoint runs/camvid_aspp/phase2/final.params \\
-        --batch_size 4 --paths int8,onnxruntime   # a trained network's inference paths
+        --batch_size 4 --paths int8,onnxruntime,onnxruntime_int8  # a trained network's paths
 
 Rows: our ASPP, Vortex (Module B) and Module A at output stride 16 and 8, DeepLabV3+
 (the decoder, ``+dec``) with ASPP and Vortex, the Xception-65 backbone (``@xception65``),
@@ -38,7 +38,7 @@ with our ASPP network at ``--eval_stride``, and the share of it that the data lo
 alone and the metric alone take.
 
 With ``--checkpoint`` instead of the rows: a trained network's inference paths (MXNet
-plain and fused, MXNet INT8 and ONNX Runtime with ``--paths``; bf16 with ``--dtype
+plain and fused; MXNet INT8, ONNX Runtime and its INT8 with ``--paths``; bf16 with ``--dtype
 bfloat16``) over the val images of its data set (``--eval_data``, else the folder it
 trained on), held in memory: img/s of the whole pass and val pixAcc / mIoU, single scale.
 """
@@ -57,6 +57,7 @@ from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
 from gluon_deeplab.deploy.fusion import fusion_available, hybridize_for_inference
+from gluon_deeplab.deploy.onnx_quantize import quantize_onnx
 from gluon_deeplab.deploy.quantize import int8_support, quantize_network
 from gluon_deeplab.engine.loss import SoftmaxCrossEntropyLoss
 from gluon_deeplab.export import export_mxnet, export_onnx
@@ -73,6 +74,8 @@ from gluon_deeplab.runtime.precision import set_precision
 from macs import count_macs, reads_inside
 
 NUM_CLASSES = 11
+#: What ``--paths`` takes: inference paths besides MXNet's plain and fused graphs.
+PATHS = ('int8', 'onnxruntime', 'onnxruntime_int8')
 
 
 class PeakRSS(object):
@@ -210,8 +213,9 @@ def bench_network(net, args, ctx):
 def bench_deploy_paths(net, args, xs, ctx):
     """Inference img/s of the deployment paths of ``--paths`` on the CPU: ``int8``
     (``quantize_network``, calibrated on the batch; CPUs with VNNI, else said and
-    skipped) and ``onnxruntime`` (``export --onnx``'s graph run by ONNX Runtime's CPU
-    provider). Keys ``int8_infer_img_s``, ``onnxruntime_infer_img_s``."""
+    skipped), ``onnxruntime`` (``export --onnx``'s graph run by ONNX Runtime's CPU
+    provider) and ``onnxruntime_int8`` (its int8 graph, calibrated on the batch). Keys
+    ``<path>_infer_img_s``."""
     paths, extra = set(getattr(args, 'paths', '').split(',')) - {''}, {}
     if not paths or ctx[0].device_type != 'cpu':
         return extra
@@ -223,17 +227,30 @@ def bench_deploy_paths(net, args, xs, ctx):
                 lambda: [int8(x).wait_to_read() for x in xs], args.warmup, args.iters)
         else:
             print('int8 not timed: %s' % why, file=sys.stderr)
-    if 'onnxruntime' in paths:
-        import onnxruntime
-        with tempfile.TemporaryDirectory() as tmp:
-            files = export_mxnet(net, args.size, args.size, os.path.join(tmp, 'net'))
-            onnx_file = export_onnx(*files, args.size, args.size, os.path.join(tmp, 'net.onnx'))
-            session = onnxruntime.InferenceSession(onnx_file,
-                                                   providers=['CPUExecutionProvider'])
-        name, arrays = session.get_inputs()[0].name, [x.asnumpy() for x in xs]
-        extra['onnxruntime_infer_img_s'] = args.batch_size / median_seconds(
-            lambda: [session.run(None, {name: a}) for a in arrays], args.warmup, args.iters)
+    for key, calibration in (('onnxruntime', None), ('onnxruntime_int8', xs[0])):
+        if key in paths:
+            run = onnx_runtime_path(net, args.size, args.size, calibration)
+            arrays = [x.asnumpy() for x in xs]
+            extra[key + '_infer_img_s'] = args.batch_size / median_seconds(
+                lambda: [run(a) for a in arrays], args.warmup, args.iters)
     return extra
+
+
+def onnx_runtime_path(net, height, width, calibration=None):
+    """``forward((n, 3, H, W) float32 numpy) -> logits numpy`` of ``net`` exported as
+    ``export --onnx`` does (traced at ``height`` x ``width``, any size taken) and run by
+    ONNX Runtime's CPU provider; with ``calibration`` ((N, 3, h, w) NDArray) its int8
+    graph (``export --onnx --int8``)."""
+    import onnxruntime
+    with tempfile.TemporaryDirectory() as tmp:
+        files = export_mxnet(net, height, width, os.path.join(tmp, 'net'))
+        onnx_file = export_onnx(*files, height, width, os.path.join(tmp, 'net.onnx'))
+        if calibration is not None:
+            onnx_file = quantize_onnx(onnx_file, calibration.asnumpy(),
+                                      os.path.join(tmp, 'int8.onnx'))
+        session = onnxruntime.InferenceSession(onnx_file, providers=['CPUExecutionProvider'])
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x})[0]
 
 
 def torchvision_deeplab(stride):
@@ -379,7 +396,7 @@ def checkpoint_network(args, ctx):
     from gluon_deeplab.cli import data_dir_or_saved, load_settings, network_from_args
     a = argparse.Namespace(checkpoint=args.checkpoint, dataset=None, head=None, backbone=None,
                            output_stride=None, decoder_output_stride=None, rates_at_os8=None,
-                           data_dir=args.eval_data, int8=64)
+                           data_dir=args.eval_data, int8=args.int8)
     net = network_from_args(a, ctx)
     a.data_dir = data_dir_or_saved(a, load_settings(args.checkpoint))
     return net, a
@@ -412,8 +429,9 @@ def val_batches(a, batch_size):
 def checkpoint_paths(args, ctx, example_shape, net):
     """Name -> ``forward((n, 3, H, W) float32 numpy) -> logits numpy`` for each inference
     path of ``--checkpoint``: MXNet plain (``net``, ``checkpoint_network``'s) and fused,
-    and of ``--paths`` int8 (calibrated on 64 training crops, as ``evaluate --int8 64``)
-    and onnxruntime (``export --onnx``'s graph, ONNX Runtime's CPU provider). In a
+    and of ``--paths`` int8 (calibrated on ``--int8`` training crops, as ``evaluate
+    --int8``), onnxruntime (``export --onnx``'s graph, ONNX Runtime's CPU provider) and
+    onnxruntime_int8 (``export --onnx --int8``'s). In a
     ``--dtype bfloat16`` process the MXNet paths run in bf16."""
     from gluon_deeplab.cli import int8_calibration, load_settings
 
@@ -433,16 +451,11 @@ def checkpoint_paths(args, ctx, example_shape, net):
             paths['MXNet INT8'] = mxnet_path(quantize_network(net, mx.nd.array(calibration)))
         else:
             print('int8 not timed: %s' % why, file=sys.stderr)
-    if 'onnxruntime' in wanted:
-        import onnxruntime
-        net, _ = checkpoint_network(args, ctx)
-        with tempfile.TemporaryDirectory() as tmp:
-            files = export_mxnet(net, 321, 321, os.path.join(tmp, 'net'))
-            session = onnxruntime.InferenceSession(
-                export_onnx(*files, 321, 321, os.path.join(tmp, 'net.onnx')),
-                providers=['CPUExecutionProvider'])
-        name = session.get_inputs()[0].name
-        paths['ONNX Runtime'] = lambda x: session.run(None, {name: x})[0]
+    for name, int8 in (('ONNX Runtime', False), ('ONNX Runtime INT8', True)):
+        if ('onnxruntime_int8' if int8 else 'onnxruntime') in wanted:
+            net, a = checkpoint_network(args, ctx)
+            calibration = int8_calibration(a, load_settings(args.checkpoint)) if int8 else None
+            paths[name] = onnx_runtime_path(net, 321, 321, calibration)
     return paths
 
 
@@ -597,15 +610,21 @@ def main(argv=None):
                    help='our rows with BatchNorm or GroupNorm (32 groups)')
     p.add_argument('--precise_bn', type=int, default=0, metavar='N',
                    help='also time one precise-BN pass over N batches (our BatchNorm rows)')
-    p.add_argument('--paths', default='', metavar='int8,onnxruntime',
+    p.add_argument('--paths', default='', metavar='int8,onnxruntime,onnxruntime_int8',
                    help='also time these inference paths of our rows on the CPU: int8 '
-                        '(oneDNN, CPUs with VNNI), onnxruntime (the exported ONNX graph)')
+                        '(oneDNN, CPUs with VNNI), onnxruntime (the exported ONNX graph), '
+                        'onnxruntime_int8 (its int8 graph)')
     p.add_argument('--checkpoint', default=None,
                    help='instead of the rows: each inference path (plain, fused, and those '
                         'of --paths) of this trained network over its val images, img/s '
                         'and mIoU, batches of --batch_size')
+    p.add_argument('--int8', type=int, default=64, metavar='N',
+                   help='with --checkpoint: the INT8 paths are calibrated on N training crops')
     p.add_argument('--json', default='bench.json', help='where the results go')
     args = p.parse_args(argv)
+    unknown = set(args.paths.split(',')) - {''} - set(PATHS)
+    if unknown:
+        p.error('--paths: unknown %s; valid: %s' % (', '.join(sorted(unknown)), ', '.join(PATHS)))
     if args.rounds < 1:
         p.error('--rounds must be at least 1, got %d' % args.rounds)
     ctx = parse_contexts(args.gpus)
@@ -631,9 +650,11 @@ def main(argv=None):
 
     def torchvision_of(r):  # the torchvision row at r's output stride
         return 'torchvision%d' % parse_row(r['row'])[1]
-    paths = [(key, title) for key, title in (('int8_infer_img_s', 'INT8 inference img/s'),
-                                             ('onnxruntime_infer_img_s', 'ONNX Runtime img/s'))
-             if any(key in r for r in results['rows'])]
+    paths = [(key, title) for key, title in (
+        ('int8_infer_img_s', 'INT8 inference img/s'),
+        ('onnxruntime_infer_img_s', 'ONNX Runtime img/s'),
+        ('onnxruntime_int8_infer_img_s', 'ONNX Runtime INT8 img/s'))
+        if any(key in r for r in results['rows'])]
     print_table(['network', 'train img/s', 'inference img/s', 'fused inference img/s']
                 + [title for _, title in paths]
                 + ['GMAC/img', 'live GMAC/img', 'train GFLOP/s', 'inference GFLOP/s',

@@ -157,16 +157,27 @@ def test_torch_live_macs_are_counted_as_ours():
 
 
 def test_deployment_paths_are_timed_in_the_same_run(tmp_path, capsys):
-    """INT8 (where the CPU has VNNI) and ONNX Runtime beside plain and fused inference,
-    from one ``--paths`` run: one harness for every path."""
+    """INT8 (where the CPU has VNNI), ONNX Runtime and its INT8 beside plain and fused
+    inference, from one ``--paths`` run: one harness for every path."""
+    pytest.importorskip('onnxruntime')
     from gluon_deeplab.deploy.quantize import int8_support
     out = tmp_path / 'bench.json'
     assert bench.main(['--size', '32', '--rows', 'aspp16@resnet18_v2', '--iters', '1',
-                       '--warmup', '0', '--paths', 'int8,onnxruntime', '--json', str(out)]) == 0
+                       '--warmup', '0', '--paths', 'int8,onnxruntime,onnxruntime_int8',
+                       '--json', str(out)]) == 0
     row, = json.loads(out.read_text())['rows']
     assert row['onnxruntime_infer_img_s'] > 0 and row['infer_img_s'] > 0
+    assert row['onnxruntime_int8_infer_img_s'] > 0
     assert ('int8_infer_img_s' in row) == int8_support()[0]
-    assert 'ONNX Runtime img/s' in capsys.readouterr().out
+    assert 'ONNX Runtime INT8 img/s' in capsys.readouterr().out
+
+
+def test_unknown_paths_are_refused_with_the_valid_ones(capsys):
+    with pytest.raises(SystemExit) as stop:
+        bench.main(['--paths', 'onnxruntime,tensorrt'])
+    assert stop.value.code == 2
+    assert ('error: --paths: unknown tensorrt; valid: int8, onnxruntime, onnxruntime_int8'
+            in capsys.readouterr().err)
 
 
 @pytest.mark.slow
@@ -186,9 +197,9 @@ def test_checkpoint_paths_score_the_val_images_as_the_network_does(tmp_path, cap
                   '--batch_size', '4', '--workers', '0', '--no_progress', '--max_iter', '2',
                   '--backbone', 'resnet18_v2', '--run_dir', str(run)]) == 0
     out = tmp_path / 'bench.json'
-    paths = 'onnxruntime' if _imports('onnxruntime') else ''
+    paths = 'onnxruntime,onnxruntime_int8' if _imports('onnxruntime') else ''
     assert bench.main(['--checkpoint', str(run / 'final.params'), '--batch_size', '4',
-                       '--paths', paths, '--json', str(out)]) == 0
+                       '--paths', paths, '--int8', '16', '--json', str(out)]) == 0
     rows = {r['path']: r for r in json.loads(out.read_text())['checkpoint']}
 
     net, _ = load_model(str(run / 'final.params'))
@@ -207,6 +218,8 @@ def test_checkpoint_paths_score_the_val_images_as_the_network_does(tmp_path, cap
     assert abs(rows['MXNet']['mIoU'] - want) < 1e-6
     for name in ['MXNet fused'] + (['ONNX Runtime'] if paths else []):
         assert abs(rows[name]['mIoU'] - want) < 0.01, name
+    if paths:  # int8, calibrated on 16 crops of the sample's training images
+        assert abs(rows['ONNX Runtime INT8']['mIoU'] - want) < 0.05
     assert all(r['img_s'] > 0 for r in rows.values())
     assert '| MXNet fused |' in capsys.readouterr().out
 

@@ -1,12 +1,13 @@
 import json
 import os
+import sys
 
 import mxnet as mx
 import numpy as np
 import pytest
 from mxnet import gluon
 
-from conftest import NETWORK, assert_close
+from conftest import NETWORK, SAMPLE, assert_close
 from gluon_deeplab import get_deeplab
 from gluon_deeplab.export import export_mxnet, export_onnx
 from gluon_deeplab.export import main as export_main
@@ -144,16 +145,36 @@ def test_int8_export_reloads_and_agrees_with_float32(tmp_path):
     assert net(mx.nd.zeros((1, 3, 40, 56))).shape == (1, 4, 40, 56)
 
 
-def test_export_refuses_int8_without_vnni_and_with_onnx(monkeypatch, capsys, tmp_path):
+def test_export_refuses_mxnet_int8_without_vnni(monkeypatch, capsys, tmp_path):
     import gluon_deeplab.cli as cli
     monkeypatch.setattr(cli, 'int8_support', lambda: (False, 'no VNNI here'))
     base = ['--checkpoint', str(tmp_path / 'x.params'), '--height', '8', '--width', '8']
     assert export_main(base + ['--int8', '4']) == 2
     assert capsys.readouterr().err.strip() == (
         'error: --int8 needs a CPU with VNNI int8 instructions: no VNNI here')
-    with pytest.raises(SystemExit):
-        export_main(base + ['--int8', '4', '--onnx'])
-    assert '--onnx cannot carry the int8 graph' in capsys.readouterr().err
+
+
+def test_onnx_int8_export_is_one_int8_file_on_any_cpu(camvid_checkpoint, monkeypatch, capsys,
+                                                      tmp_path):
+    onnx = pytest.importorskip('onnx')
+    onnxruntime = pytest.importorskip('onnxruntime')
+    import gluon_deeplab.cli as cli
+    monkeypatch.setattr(cli, 'int8_support', lambda: (False, 'no VNNI here'))
+    _, checkpoint = camvid_checkpoint
+    args = ['--checkpoint', checkpoint, '--dataset', 'camvid', '--head', 'aspp', '--height',
+            '33', '--width', '33', '--onnx', '--int8', '2', '--data_dir', SAMPLE]
+    assert export_main(args + ['--prefix', str(tmp_path) + os.sep]) == 0, capsys.readouterr()
+    assert os.listdir(tmp_path) == ['deeplab_aspp_33x33_int8.onnx']  # no float32 files
+    onnx_file = str(tmp_path / 'deeplab_aspp_33x33_int8.onnx')
+    assert 'QuantizeLinear' in {n.op_type for n in onnx.load(onnx_file).graph.node}
+    session = onnxruntime.InferenceSession(onnx_file, providers=['CPUExecutionProvider'])
+    x = np.random.RandomState(0).normal(size=(1, 3, 49, 65)).astype(np.float32)
+    assert session.run(None, {'data': x})[0].shape == (1, 11, 49, 65)
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # as if not installed
+    assert export_main(args + ['--prefix', str(tmp_path / 'again')]) == 2
+    assert capsys.readouterr().err.strip() == (
+        'error: --onnx --int8 needs the onnxruntime package (pip install "onnxruntime")')
+    assert os.listdir(tmp_path) == ['deeplab_aspp_33x33_int8.onnx']
 
 
 def test_export_never_overwrites_an_earlier_export(camvid_checkpoint, capsys, tmp_path):
