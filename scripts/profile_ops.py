@@ -4,6 +4,7 @@ on the same random input, as time per kind of operator.
 
     python scripts/profile_ops.py --row aspp16 --size 320 --batch_size 2
     python scripts/profile_ops.py --row vortex8 --json profile.json
+    python scripts/profile_ops.py --row aspp16 --dtype bfloat16    # ours in bf16 only
 
 Rows are ``scripts/bench.py``'s (``<head><output stride>[+dec][@<backbone>]``). MXNet runs
 with bulk execution off (``MXNET_EXEC_BULK_EXEC_*=0``) so that every operator is timed
@@ -17,11 +18,8 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
-
-# read when MXNet builds its graphs: one timed entry per operator, not per bulked segment
-os.environ['MXNET_EXEC_BULK_EXEC_TRAIN'] = '0'
-os.environ['MXNET_EXEC_BULK_EXEC_INFERENCE'] = '0'
 
 import gluon_deeplab  # noqa: E402,F401 (before MXNet: its OpenMP threads, cpu_threads.py)
 import mxnet as mx  # noqa: E402
@@ -31,9 +29,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import (NUM_CLASSES, cpu_description, our_network, parse_row,  # noqa: E402,I001
                    print_table, torch_steps, torchvision_deeplab)
 from gluon_deeplab.engine.loss import SoftmaxCrossEntropyLoss  # noqa: E402
+from gluon_deeplab.runtime.precision import set_precision  # noqa: E402
 
 #: Operator kinds, first match wins: (kind, MXNet name test, torch name test).
 KINDS = (
+    ('bf16 casts', lambda n: 'amp_cast' in n or 'amp_multicast' in n, lambda n: False),
     ('convolution backward', lambda n: n.startswith('_backward_Convolution'),
      lambda n: 'convolution_backward' in n),
     ('convolution forward', lambda n: n in ('Convolution', '_sg_mkldnn_conv'),
@@ -87,6 +87,10 @@ def torch_kinds(events):
 
 def profile_ours(row, size, batch):
     """``{'train': {kind: ms}, 'inference': {...}}`` of one step each, and wall times."""
+    # read when MXNet builds a graph (not at import): one timed entry per operator, not
+    # per bulked segment
+    os.environ['MXNET_EXEC_BULK_EXEC_TRAIN'] = '0'
+    os.environ['MXNET_EXEC_BULK_EXEC_INFERENCE'] = '0'
     net, _ = our_network(row)
     net.initialize(mx.init.Xavier())
     net.hybridize(static_alloc=True, static_shape=True)
@@ -110,14 +114,17 @@ def profile_ours(row, size, batch):
     for name, fn in (('train', train_step), ('inference', infer)):
         fn()
         fn()  # warm-up: graphs, memory pools, oneDNN primitives
-        mx.profiler.set_config(profile_all=True, aggregate_stats=True,
-                               filename=os.devnull)
-        mx.profiler.set_state('run')
-        tic = time.perf_counter()
-        fn()
-        wall = 1000 * (time.perf_counter() - tic)
-        mx.profiler.set_state('stop')
-        stats = json.loads(mx.profiler.dumps(reset=True, format='json'))['Time']
+        with tempfile.TemporaryDirectory() as tmp:
+            # a file of its own: MXNet's profiler replaces the file it is given, and run
+            # as root it would replace /dev/null with a regular file
+            mx.profiler.set_config(profile_all=True, aggregate_stats=True,
+                                   filename=os.path.join(tmp, 'profile.json'))
+            mx.profiler.set_state('run')
+            tic = time.perf_counter()
+            fn()
+            wall = 1000 * (time.perf_counter() - tic)
+            mx.profiler.set_state('stop')
+            stats = json.loads(mx.profiler.dumps(reset=True, format='json'))['Time']
         ops = {k: v['Total'] for k, v in stats.get('operator', {}).items()}
         grouped = _grouped(ops, 'mxnet')
         grouped['engine and host'] = max(0.0, wall - sum(ops.values()))
@@ -151,14 +158,19 @@ def main(argv=None):
     p.add_argument('--row', default='aspp16', help="a row of scripts/bench.py's table")
     p.add_argument('--size', type=int, default=320, help='square input size, pixels')
     p.add_argument('--batch_size', type=int, default=2)
+    p.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'),
+                   help='our network in this precision (mxnet.contrib.amp); torchvision is '
+                        'profiled in float32 only')
     p.add_argument('--json', default=None, help='also write the tables here')
     args = p.parse_args(argv)
     stride = parse_row(args.row)[1]
+    set_precision(args.dtype)
     ours = profile_ours(args.row, args.size, args.batch_size)
-    theirs = profile_torchvision(stride, args.size, args.batch_size)
-    print('%s, input %dx%d, batch %d, float32; ours %s vs torchvision OS %d; '
+    theirs = (profile_torchvision(stride, args.size, args.batch_size)
+              if args.dtype == 'float32' else None)
+    print('%s, input %dx%d, batch %d, %s; ours %s vs torchvision OS %d; '
           'ms of one step\n' % (cpu_description(), args.size, args.size, args.batch_size,
-                                args.row, stride))
+                                args.dtype, args.row, stride))
     kinds = [k for k, _, _ in KINDS] + ['other', 'engine and host', 'wall']
     columns = ['operators', 'ours train', 'torchvision train', 'ours inference',
                'torchvision inference']

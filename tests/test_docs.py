@@ -79,7 +79,7 @@ def _parser_of(build):
 
 def _script_module(name):
     """``scripts/<name>.py`` imported as a module (scripts/ on the path, as when run; the
-    environment restored: profile_ops sets MXNet variables at import)."""
+    environment restored, should a script set variables at import)."""
     if SCRIPTS not in sys.path:
         sys.path.insert(0, SCRIPTS)
     environ = dict(os.environ)
