@@ -9,11 +9,16 @@ on calibration images; each tensor's range is its observed minimum and maximum).
 graph keeps its dynamic batch, height and width and its metadata, so
 ``deploy.onnx_predict`` runs it unchanged.
 
+Only convolutions are quantized; resizes, pools and sums stay float32. (Quantized, the
+MatMul of a Vortex box sum becomes a QLinearMatMul that fails at any size but the traced
+one in ONNX Runtime 1.16.)
+
 Weights keep within +-64, 7 of their 8 bits (``reduce_range``): on x86 CPUs without VNNI
 (SSE4.1, AVX2, AVX-512 without VNNI), ONNX Runtime multiplies uint8 activations by int8
-weights with VPMADDUBSW, which sums pairs of products in int16: 2 x 255 x 127 overflows it,
-2 x 255 x 64 does not. So one file computes the same on every x86 CPU (oneDNN developer guide, "Nuances of int8
-computations"; ONNX Runtime's quantization documentation, "reduce_range").
+weights with VPMADDUBSW, which sums pairs of products in int16: 2 x 255 x 127 overflows
+it, 2 x 255 x 64 does not. So one file computes the same on every x86 CPU (oneDNN
+developer guide, "Nuances of int8 computations"; ONNX Runtime's quantization
+documentation, "reduce_range").
 """
 import logging
 
@@ -21,9 +26,8 @@ __all__ = ['quantize_onnx']
 
 
 class _WithoutPreProcessingAdvice(logging.Filter):
-    """Drops quantize_static's advice to run its pre-processing first: its symbolic shape
-    inference stops at our graph's dynamic sizes, and its graph optimisation changes
-    neither the accuracy nor the speed of ours (docs/performance.md)."""
+    """Drops quantize_static's advice to run its pre-processing first, which cannot run
+    here: its symbolic shape inference stops at our graph's dynamic sizes."""
 
     def filter(self, record):
         return 'pre-processing' not in record.getMessage()
@@ -33,8 +37,7 @@ def quantize_onnx(onnx_file, calibration_images, int8_file):
     """Write ``int8_file``: the QDQ int8 version of the float32 ONNX graph ``onnx_file``,
     calibrated on ``calibration_images``: (3, h, w) float32 numpy images, normalised as the
     graph's input, of one size or several (an (N, 3, h, w) array is N of them); each runs
-    alone. Returns ``int8_file``. Raises ImportError when
-    onnxruntime is not installed."""
+    alone. Returns ``int8_file``. Raises ImportError when onnxruntime is not installed."""
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                           quantize_static)
     import onnxruntime
