@@ -177,16 +177,15 @@ def write_onnx(net, args, calibration=None):
     ``calibration`` ((N, 3, h, w) NDArray) ``PREFIX.onnx`` alone, ONNX Runtime's int8 graph
     (``onnx_quantize.quantize_onnx``) of the float32 one."""
     with tempfile.TemporaryDirectory() as tmp:
-        if calibration is None:
-            mxnet_prefix, onnx_file = args.prefix, args.prefix + '.onnx'
-        else:  # the float32 files are a step to the int8 graph, not a result
-            mxnet_prefix, onnx_file = os.path.join(tmp, 'float32'), os.path.join(tmp, 'f.onnx')
-        files = export_mxnet(net, args.height, args.width, mxnet_prefix)
+        # with calibration the float32 files are a step to the int8 graph, not a result
+        float_prefix = args.prefix if calibration is None else os.path.join(tmp, 'float32')
+        files = export_mxnet(net, args.height, args.width, float_prefix)
         if calibration is None:
             print('wrote %s and %s' % files)
         metadata = metadata_props(args.classes, args.palette, MEAN, STD, args.output_stride,
                                   args.align_stride)
-        export_onnx(*files, args.height, args.width, onnx_file, not args.onnx_fixed, metadata)
+        onnx_file = export_onnx(*files, args.height, args.width, float_prefix + '.onnx',
+                                not args.onnx_fixed, metadata)
         if calibration is not None:
             onnx_file = quantize_onnx(onnx_file, calibration.asnumpy(), args.prefix + '.onnx')
     print('wrote %s (%s%s)' % (onnx_file, 'int8, ' if calibration is not None else '',

@@ -426,12 +426,12 @@ def val_batches(a, batch_size):
     return batches
 
 
-def checkpoint_paths(args, ctx, example_shape, net):
+def checkpoint_paths(args, ctx, example_shape, net, a):
     """Name -> ``forward((n, 3, H, W) float32 numpy) -> logits numpy`` for each inference
-    path of ``--checkpoint``: MXNet plain (``net``, ``checkpoint_network``'s) and fused,
-    and of ``--paths`` int8 (calibrated on ``--int8`` training crops, as ``evaluate
-    --int8``), onnxruntime (``export --onnx``'s graph, ONNX Runtime's CPU provider) and
-    onnxruntime_int8 (``export --onnx --int8``'s). In a
+    path of ``--checkpoint`` (``net`` and ``a``: ``checkpoint_network``'s): MXNet plain
+    (``net``) and fused, and of ``--paths`` int8 (calibrated on ``--int8`` training crops,
+    as ``evaluate --int8``), onnxruntime (``export --onnx``'s graph, ONNX Runtime's CPU
+    provider) and onnxruntime_int8 (``export --onnx --int8``'s, the same crops). In a
     ``--dtype bfloat16`` process the MXNet paths run in bf16."""
     from gluon_deeplab.cli import int8_calibration, load_settings
 
@@ -443,19 +443,19 @@ def checkpoint_paths(args, ctx, example_shape, net):
         hybridize_for_inference(net, ctx, example_shape, fuse=fuse)
         paths[name] = mxnet_path(net)
     wanted = set(args.paths.split(',')) - {''}
-    if 'int8' in wanted:
-        usable, why = int8_support()
-        if usable:
-            net, a = checkpoint_network(args, ctx)
-            calibration = int8_calibration(a, load_settings(args.checkpoint))
-            paths['MXNet INT8'] = mxnet_path(quantize_network(net, mx.nd.array(calibration)))
-        else:
-            print('int8 not timed: %s' % why, file=sys.stderr)
-    for name, int8 in (('ONNX Runtime', False), ('ONNX Runtime INT8', True)):
-        if ('onnxruntime_int8' if int8 else 'onnxruntime') in wanted:
-            net, a = checkpoint_network(args, ctx)
-            calibration = int8_calibration(a, load_settings(args.checkpoint)) if int8 else None
-            paths[name] = onnx_runtime_path(net, 321, 321, calibration)
+    usable, why = int8_support() if 'int8' in wanted else (False, '')
+    if why:
+        print('int8 not timed: %s' % why, file=sys.stderr)
+    calibration = None  # the same crops for both INT8 paths, read once
+    if usable or 'onnxruntime_int8' in wanted:
+        calibration = int8_calibration(a, load_settings(args.checkpoint))
+    if usable:
+        paths['MXNet INT8'] = mxnet_path(quantize_network(checkpoint_network(args, ctx)[0],
+                                                          calibration))
+    for name, key, int8 in (('ONNX Runtime', 'onnxruntime', None),
+                            ('ONNX Runtime INT8', 'onnxruntime_int8', calibration)):
+        if key in wanted:
+            paths[name] = onnx_runtime_path(checkpoint_network(args, ctx)[0], 321, 321, int8)
     return paths
 
 
@@ -467,7 +467,7 @@ def bench_checkpoint(args, ctx):
     net, a = checkpoint_network(args, ctx)
     batches = val_batches(a, args.batch_size)
     rows = []
-    for name, forward in checkpoint_paths(args, ctx, batches[0][0].shape, net).items():
+    for name, forward in checkpoint_paths(args, ctx, batches[0][0].shape, net, a).items():
         forward(batches[0][0])  # warm-up: builds and allocates the graph
         metric, tic = SegmentationMetric(a.num_classes), time.perf_counter()
         for images, labels, (h, w) in batches:
