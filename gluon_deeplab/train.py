@@ -63,9 +63,6 @@ def _data_args(p):
     g.add_argument('--scale_range', type=scale_range, default=(0.5, 2.0), metavar='MIN,MAX',
                    help='random scale of each training image before the crop, uniform in '
                         '[MIN, MAX] (TF deeplab\'s min/max_scale_factor)')
-    g.add_argument('--photometric_distortion', action='store_true',
-                   help='random brightness, contrast, saturation and hue of each training '
-                        'image (SSD\'s, as mmsegmentation\'s PhotoMetricDistortion)')
     g.add_argument('--skip_bad_samples', action='store_true',
                    help='drop samples that do not load (checked at start-up) with a warning '
                         'instead of stopping')

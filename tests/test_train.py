@@ -1005,23 +1005,3 @@ def test_imagenet_weights_are_fetched_for_a_new_run_never_for_a_whole_checkpoint
                           [mx.cpu()])
     x = mx.nd.random.uniform(shape=(1, 3, 32, 32))
     assert_close(built(x), net(x), NETWORK)
-
-
-def test_photometric_distortion_flag_reaches_the_training_images(tmp_path, monkeypatch):
-    import gluon_deeplab.datasets.transforms as transforms
-    from gluon_deeplab.engine.loop import load_data
-    seen = []
-
-    def distortion(img, rng):
-        seen.append(img.shape)
-        return img
-    monkeypatch.setattr(transforms, 'photometric_distortion', distortion)
-    for extra, calls in (((), 0), (('--photometric_distortion',), 8)):
-        del seen[:]
-        train_set, val_set = load_data(_sample_args(tmp_path, *extra))
-        train_set.set_epoch(0)
-        for i in range(8):
-            train_set[i]
-        val_set[0]
-        assert len(seen) == calls  # each training image once, no val image
-    assert parse_args(['--dataset', 'camvid']).photometric_distortion is False

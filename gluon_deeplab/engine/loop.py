@@ -49,14 +49,13 @@ class TrainingStopped(RuntimeError):
 
 def load_data(args, threads=None):
     """The training and validation datasets of ``args`` (``--dataset``, ``--data_dir``,
-    ``--crop_size``, ``--scale_range``, ``--photometric_distortion``, ``--seed``), checked
-    before any training: every sample must load (or is dropped with ``--skip_bad_samples``)
-    and the training list must not share images with the val list (``--allow_overlap``).
-    Raises FileNotFoundError or ValueError naming the folder, list or files."""
+    ``--crop_size``, ``--scale_range``, ``--seed``), checked before any training: every
+    sample must load (or is dropped with ``--skip_bad_samples``) and the training list
+    must not share images with the val list (``--allow_overlap``). Raises FileNotFoundError or
+    ValueError naming the folder, list or files."""
     cls = DATASETS[args.dataset]
     train_set = get_dataset(args.dataset, args.data_dir, cls.TRAIN_SPLIT,
-                            TrainTransform(args.crop_size, args.scale_range,
-                                           args.photometric_distortion),
+                            TrainTransform(args.crop_size, args.scale_range),
                             seed=args.seed)
     val_set = get_dataset(args.dataset, args.data_dir, cls.VAL_SPLIT, EvalTransform())
     check_overlap(train_set, val_set, allow=args.allow_overlap)
