@@ -56,6 +56,9 @@ def export_mxnet(net, height, width, prefix, ctx=None, calibration_images=None):
     else:
         fixed.hybridize(static_alloc=True)
     fixed(mx.nd.zeros((1, 3, height, width), ctx=ctx or mx.cpu()))
+    # After an inference pass oneDNN reorders each convolution's weight in place, queued
+    # once the pass has started: saving before it has run can write a half-reordered array.
+    mx.nd.waitall()
     folder = os.path.dirname(os.path.abspath(prefix))
     os.makedirs(folder, exist_ok=True)
     fixed.export(prefix)

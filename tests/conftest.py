@@ -48,6 +48,18 @@ def _seed():
     np.random.seed(0)
 
 
+def forward_and_wait(net, shape):
+    """``net`` (in inference mode) on zeros of ``shape``, then wait for every pending
+    operation; returns the output. The pass gives deferred parameters their shapes. After
+    an inference pass, MXNet 1.9.1's oneDNN convolution queues a reorder of its weight
+    into its own layout, in place, *after* the pass has started: a weight read or saved
+    from Python (``asnumpy``, ``save_parameters``) before that reorder ran can be copied
+    half reordered. Waiting for everything rules that out."""
+    out = net(mx.nd.zeros(shape))
+    mx.nd.waitall()
+    return out
+
+
 #: float32's machine epsilon (2**-23), the spacing of float32 numbers at 1.
 F32_EPS = float(np.finfo(np.float32).eps)
 
@@ -145,7 +157,7 @@ def camvid_checkpoint(tmp_path_factory):
     mx.random.seed(0)
     net = get_deeplab('aspp', 16, num_classes=11)
     net.initialize(mx.init.Xavier())
-    net(mx.nd.zeros((1, 3, 32, 32)))
+    forward_and_wait(net, (1, 3, 32, 32))
     path = str(tmp_path_factory.mktemp('ckpt') / 'final.params')
     net.save_parameters(path)
     return net, path

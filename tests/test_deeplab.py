@@ -4,7 +4,7 @@ from mxnet.gluon import nn
 from mxnet.gluon.contrib.nn import SyncBatchNorm
 from mxnet.gluon.model_zoo import vision
 
-from conftest import TinyBackbone, max_abs_diff, sub_blocks, tiny_deeplab
+from conftest import TinyBackbone, forward_and_wait, max_abs_diff, sub_blocks, tiny_deeplab
 from gluon_deeplab import get_deeplab
 from gluon_deeplab.models.deeplab import DeepLabV3
 from gluon_deeplab.models.heads import ASPP
@@ -37,7 +37,7 @@ def test_sync_batch_norm_replaces_every_batch_norm_and_keeps_checkpoints(head, t
     assert all(bn._kwargs['ndev'] == 2 for bn in bns)
     assert len({bn.prefix for bn in bns}) == len(bns)  # SyncBatchNorm's key between devices
     plain.initialize()
-    plain(mx.nd.zeros((1, 3, 32, 32)))
+    forward_and_wait(plain, (1, 3, 32, 32))
     plain.save_parameters(str(tmp_path / 'p.params'))
     sync.load_parameters(str(tmp_path / 'p.params'))  # strict: the same names
     frozen = get_deeplab(head, 16, num_classes=3, freeze_batch_norm=True,
@@ -49,7 +49,7 @@ def test_sync_batch_norm_replaces_every_batch_norm_and_keeps_checkpoints(head, t
 def test_pretrained_base_initialises_trunk_from_model_zoo_file(tmp_path):
     zoo = vision.resnet50_v2()
     zoo.initialize(mx.init.Xavier())
-    zoo(mx.nd.zeros((1, 3, 32, 32)))
+    forward_and_wait(zoo, (1, 3, 32, 32))
     zoo.save_parameters(str(tmp_path / 'zoo.params'))
     net = get_deeplab('aspp', 16, num_classes=3, pretrained_base=str(tmp_path / 'zoo.params'))
     assert max_abs_diff(net.backbone.features[1].weight.data(), zoo.features[1].weight.data()) == 0

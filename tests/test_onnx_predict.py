@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, SAMPLE
+from conftest import REPO, SAMPLE, forward_and_wait
 from gluon_deeplab import get_deeplab
 from gluon_deeplab.export import main as export_main
 from gluon_deeplab.predict import main as predict_main
@@ -56,7 +56,7 @@ def model(tmp_path_factory):
     mx.random.seed(3)
     net = get_deeplab('aspp', 16, num_classes=11, backbone='resnet18_v2')
     net.initialize(mx.init.Xavier())
-    net(mx.nd.zeros((1, 3, 65, 65)))
+    forward_and_wait(net, (1, 3, 65, 65))
     checkpoint = str(folder / 'final.params')
     net.save_parameters(checkpoint)
     settings = {'dataset': 'camvid', 'head': 'aspp', 'backbone': 'resnet18_v2',

@@ -2,7 +2,7 @@ import mxnet as mx
 import pytest
 from mxnet.gluon.model_zoo import vision
 
-from conftest import NETWORK, ONE_OP, assert_close
+from conftest import NETWORK, ONE_OP, assert_close, forward_and_wait
 from gluon_deeplab.models.backbones.resnet import (ResNetV2Backbone, load_model_zoo_params,
                                                    stage_rates)
 from gluon_deeplab.runtime.mxnet_private import structural_params
@@ -14,7 +14,7 @@ def zoo_file(tmp_path_factory):
     mx.random.seed(1)
     zoo = vision.resnet50_v2()
     zoo.initialize(mx.init.Xavier())
-    zoo(mx.nd.zeros((1, 3, 32, 32)))
+    forward_and_wait(zoo, (1, 3, 32, 32))
     for p in zoo.collect_params('.*running_mean|.*running_var').values():
         p.set_data(mx.nd.random.uniform(0.5, 1.5, shape=p.shape))
     path = str(tmp_path_factory.mktemp('zoo') / 'resnet50_v2.params')
@@ -41,7 +41,8 @@ def test_atrous_trunk_keeps_names_and_resolution(zoo_file):
     for stride in (16, 8):
         trunk = ResNetV2Backbone('resnet50_v2', output_stride=stride)
         load_model_zoo_params(trunk, path)
-        assert trunk(mx.nd.zeros((1, 3, 64, 80))).shape == (1, 2048, 64 // stride, 80 // stride)
+        out = forward_and_wait(trunk, (1, 3, 64, 80))
+        assert out.shape == (1, 2048, 64 // stride, 80 // stride)
         ours = structural_params(trunk)
         assert len(ours) == len([k for k in theirs if not k.startswith('output.')])
         for name, param in ours.items():
@@ -79,7 +80,7 @@ def test_bad_parameter_files_fail_clearly(tmp_path, zoo_file):
     # A wrong-width file: shapes are named.
     small = vision.resnet18_v2()
     small.initialize()
-    small(mx.nd.zeros((1, 3, 32, 32)))
+    forward_and_wait(small, (1, 3, 32, 32))
     small.save_parameters(str(tmp_path / 'r18.params'))
     with pytest.raises(ValueError, match='r18.params does not fit'):
         load_model_zoo_params(ResNetV2Backbone(), str(tmp_path / 'r18.params'))
@@ -97,7 +98,7 @@ def test_basic_unit_backbones_load_the_zoo_file_and_match_its_features(tmp_path,
     mx.random.seed(2)
     zoo = vision.get_model(name)
     zoo.initialize(mx.init.Xavier())
-    zoo(mx.nd.zeros((1, 3, 32, 32)))
+    forward_and_wait(zoo, (1, 3, 32, 32))
     for p in zoo.collect_params('.*running_mean|.*running_var').values():
         p.set_data(mx.nd.random.uniform(0.5, 1.5, shape=p.shape))
     path = str(tmp_path / (name + '.params'))

@@ -11,8 +11,8 @@ import pytest
 from mxnet import gluon
 from mxnet.gluon.contrib.nn import SyncBatchNorm
 
-from conftest import (NETWORK, ONE_OP, REPO, SAMPLE, SYNC_ENV, assert_close, max_abs_diff,
-                      run_isolated, sub_blocks)
+from conftest import (NETWORK, ONE_OP, REPO, SAMPLE, SYNC_ENV, assert_close, forward_and_wait,
+                      max_abs_diff, run_isolated, sub_blocks)
 from gluon_deeplab.engine.loss import SoftmaxCrossEntropyLoss
 from gluon_deeplab.engine.network import build_network
 from gluon_deeplab.engine.run_folder import claim_run_folder
@@ -793,7 +793,7 @@ def _accumulation_run(accumulate, batch):
     from conftest import tiny_deeplab
     mx.random.seed(5)
     net = tiny_deeplab('aspp', num_classes=3, dropout=0.0)
-    net(mx.nd.zeros((1, 3, 32, 32)))
+    forward_and_wait(net, (1, 3, 32, 32))
     net.collect_params().reset_ctx([mx.cpu(0), mx.cpu(1)])
     for layer in sub_blocks(net, gluon.nn.BatchNorm):
         layer._kwargs['use_global_stats'] = True
@@ -999,7 +999,7 @@ def test_imagenet_weights_are_fetched_for_a_new_run_never_for_a_whole_checkpoint
         build_network(parse_args(base), [mx.cpu()])
     net = get_deeplab('aspp', 16, 11, 'resnet18_v2')
     net.initialize()
-    net(mx.nd.zeros((1, 3, 32, 32)))
+    forward_and_wait(net, (1, 3, 32, 32))
     net.save_parameters(str(tmp_path / 'p1.params'))
     built = build_network(parse_args(base + ['--init_checkpoint', str(tmp_path / 'p1.params')]),
                           [mx.cpu()])

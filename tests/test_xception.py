@@ -8,7 +8,7 @@ from gluoncv.model_zoo.xception import get_xcetption
 from mxnet.gluon import nn
 from mxnet.gluon.model_zoo import vision
 
-from conftest import NETWORK, assert_close, max_abs_diff
+from conftest import NETWORK, assert_close, forward_and_wait, max_abs_diff
 from gluon_deeplab.models.backbones.xception import Xception65Backbone
 from gluon_deeplab.runtime.mxnet_private import structural_params
 
@@ -38,7 +38,7 @@ def zoo_file(tmp_path_factory):
     mx.random.seed(3)
     zoo = get_xcetption(pretrained=False, output_stride=16)
     zoo.initialize(mx.init.Xavier())
-    zoo(mx.nd.zeros((1, 3, 33, 33)))
+    forward_and_wait(zoo, (1, 3, 33, 33))
     rand = {'gamma': lambda s: mx.nd.random.uniform(0.5, 1.5, shape=s),
             'beta': lambda s: mx.nd.random.normal(0, 0.1, shape=s),
             'running_mean': lambda s: mx.nd.random.normal(0, 0.1, shape=s),
@@ -153,7 +153,7 @@ def test_other_files_are_refused(tmp_path):
         net.load_model_zoo_params(str(garbage))
     resnet = vision.resnet50_v2()
     resnet.initialize()
-    resnet(mx.nd.zeros((1, 3, 32, 32)))
+    forward_and_wait(resnet, (1, 3, 32, 32))
     resnet.save_parameters(str(tmp_path / 'resnet50_v2.params'))
     with pytest.raises(ValueError, match=r'resnet50_v2\.params does not fit the 660-parameter '
                        r'xception65 backbone \(expected a GluonCV model-zoo xception file\): '
